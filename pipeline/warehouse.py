@@ -1,0 +1,374 @@
+"""The DuckDB warehouse: one connection factory, schema migrations, idempotent loads.
+
+Every write goes through a function here, keyed on natural keys, one transaction per batch,
+so running a stage twice leaves the warehouse as after one run. The schema itself lives in
+`warehouse/*.sql`; this module only applies it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import astuple, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.records import (
+    Article,
+    Event,
+    EventArticle,
+    Outlet,
+    Reject,
+    Segment,
+    Translation,
+)
+from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    import duckdb
+
+log = logging.getLogger(__name__)
+
+MIGRATION_RE = re.compile(r"^(\d{3})_[\w-]+\.sql$")
+VIEWS_FILE = "views.sql"
+
+
+class WarehouseLocked(RuntimeError):
+    """Another process holds the DuckDB file's write lock and retries ran out."""
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
+
+
+def connect(
+    settings: Settings,
+    *,
+    read_only: bool = False,
+    lock_retries: int = 8,
+    lock_backoff_s: float = 0.25,
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse, retrying with backoff while another writer holds the file lock."""
+    import duckdb
+
+    target = settings.warehouse
+    if target.startswith("ducklake:"):
+        raise NotImplementedError(
+            "DuckLake warehouses are the documented scale-out path; this build supports a "
+            "DuckDB file or ':memory:' (set PARALLAX_WAREHOUSE to a file path)"
+        )
+    if target != ":memory:":
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    settings.extension_dir.mkdir(parents=True, exist_ok=True)
+    config = {"extension_directory": str(settings.extension_dir)}
+    delay = lock_backoff_s
+    for attempt in range(lock_retries + 1):
+        try:
+            con = duckdb.connect(target, read_only=read_only, config=config)
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc) or attempt == lock_retries:
+                if _is_lock_error(exc):
+                    raise WarehouseLocked(f"{target} is locked by another process: {exc}") from exc
+                raise
+            log.info("warehouse %s locked, retry %d in %.2fs", target, attempt + 1, delay)
+            time.sleep(delay * (1 + random.random() / 4))
+            delay = min(delay * 2, 10.0)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+@contextmanager
+def open_warehouse(settings: Settings, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Connect and migrate; the file is held only for the `with` block."""
+    con = connect(settings, read_only=read_only)
+    try:
+        if not read_only:
+            migrate(con, settings.schema_dir)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def migrate(con: duckdb.DuckDBPyConnection, schema_dir: Path) -> int:
+    """Apply `NNN_name.sql` files not yet recorded, then (re)create the views. Returns the version."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        "version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ)"
+    )
+    applied = {r[0] for r in con.execute("SELECT version FROM schema_version").fetchall()}
+    files = sorted(p for p in schema_dir.glob("*.sql") if MIGRATION_RE.match(p.name))
+    for path in files:
+        version = int(path.name[:3])
+        if version in applied:
+            continue
+        with transaction(con):
+            con.execute(path.read_text(encoding="utf-8"))
+            con.execute(
+                "INSERT INTO schema_version VALUES (?, ?, ?)",
+                [version, path.name, datetime.now(UTC)],
+            )
+        log.info("applied migration %s", path.name)
+    views = schema_dir / VIEWS_FILE
+    if views.is_file():
+        con.execute(views.read_text(encoding="utf-8"))
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()
+    return int(row[0][0])
+
+
+def _rows(records: Iterable[Any]) -> list[tuple[Any, ...]]:
+    return [astuple(r) for r in records]
+
+
+def _columns(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+def _insert(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    mode: str = "OR REPLACE",
+) -> None:
+    if not rows:
+        return
+    cols = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    con.executemany(f"INSERT {mode} INTO {table} ({cols}) VALUES ({marks})", list(rows))
+
+
+# ---------------------------------------------------------------- loads
+
+
+def upsert_outlets(con: duckdb.DuckDBPyConnection, outlets: Sequence[Outlet]) -> None:
+    rows = [(o.outlet_id, o.name, o.lang, o.feed_url, o.homepage, o.country) for o in outlets]
+    with transaction(con):
+        _insert(con, "outlets", ["outlet_id", "name", "lang", "feed_url", "homepage", "country"], rows)
+
+
+@dataclass(frozen=True)
+class ArticleLoad:
+    new: list[str]  # article ids inserted
+    edited: list[str]  # article ids whose text changed (new version)
+    unchanged: int
+    duplicates: int  # same outlet, same text under another URL
+
+
+def load_articles(
+    con: duckdb.DuckDBPyConnection, articles: Sequence[Article], *, seen_at: datetime | None = None
+) -> ArticleLoad:
+    """Insert new articles, version edited ones, skip unchanged ones and same-outlet duplicates.
+
+    An edited article (same URL, new text hash) keeps its earlier text in `article_versions`;
+    its segments and translations are dropped so the later stages re-derive them.
+    """
+    seen_at = seen_at or datetime.now(UTC)
+    existing = {
+        r[0]: (r[1], r[2])
+        for r in con.execute("SELECT article_id, text_sha256, version FROM articles").fetchall()
+    }
+    known_texts = {
+        (r[0], r[1]): r[2]
+        for r in con.execute("SELECT outlet_id, text_sha256, article_id FROM articles").fetchall()
+    }
+    new: list[Article] = []
+    edited: list[tuple[Article, int]] = []
+    unchanged = duplicates = 0
+    for art in articles:
+        prior = existing.get(art.article_id)
+        if prior is None:
+            owner = known_texts.get((art.outlet_id, art.text_sha256))
+            if owner is not None and owner != art.article_id:
+                duplicates += 1
+                continue
+            known_texts[(art.outlet_id, art.text_sha256)] = art.article_id
+            existing[art.article_id] = (art.text_sha256, 1)
+            new.append(art)
+        elif prior[0] != art.text_sha256:
+            edited.append((art, prior[1] + 1))
+            existing[art.article_id] = (art.text_sha256, prior[1] + 1)
+        else:
+            unchanged += 1
+    cols = [c for c in _columns(Article)]
+    with transaction(con):
+        _insert(
+            con,
+            "articles",
+            [*cols, "version", "first_seen_at", "updated_at"],
+            [(*astuple(a), 1, seen_at, seen_at) for a in new],
+        )
+        _insert(
+            con,
+            "article_versions",
+            ["article_id", "version", "text_sha256", "title", "text", "seen_at"],
+            [(a.article_id, 1, a.text_sha256, a.title, a.text, seen_at) for a in new]
+            + [(a.article_id, v, a.text_sha256, a.title, a.text, seen_at) for a, v in edited],
+        )
+        for art, version in edited:
+            con.execute(
+                "UPDATE articles SET title = ?, published_at = coalesce(?, published_at), "
+                "text = ?, text_source = ?, text_sha256 = ?, lang = ?, lang_confidence = ?, "
+                "lang_method = ?, version = ?, updated_at = ? WHERE article_id = ?",
+                [
+                    art.title,
+                    art.published_at,
+                    art.text,
+                    art.text_source,
+                    art.text_sha256,
+                    art.lang,
+                    art.lang_confidence,
+                    art.lang_method,
+                    version,
+                    seen_at,
+                    art.article_id,
+                ],
+            )
+            for table in ("segments", "translations"):
+                con.execute(f"DELETE FROM {table} WHERE article_id = ?", [art.article_id])
+    return ArticleLoad(
+        new=[a.article_id for a in new],
+        edited=[a.article_id for a, _ in edited],
+        unchanged=unchanged,
+        duplicates=duplicates,
+    )
+
+
+def load_segments(con: duckdb.DuckDBPyConnection, segments: Sequence[Segment]) -> None:
+    with transaction(con):
+        _insert(con, "segments", _columns(Segment), _rows(segments))
+
+
+def load_translations(
+    con: duckdb.DuckDBPyConnection, translations: Sequence[Translation], *, at: datetime | None = None
+) -> None:
+    at = at or datetime.now(UTC)
+    with transaction(con):
+        _insert(
+            con,
+            "translations",
+            [*_columns(Translation), "created_at"],
+            [(*astuple(t), at) for t in translations],
+        )
+
+
+def load_events(
+    con: duckdb.DuckDBPyConnection, events: Sequence[Event], assignments: Sequence[EventArticle]
+) -> None:
+    """Replace the given events and their members; events left without members are dropped."""
+    with transaction(con):
+        _insert(
+            con,
+            "events",
+            _columns(Event),
+            [
+                (e.event_id, e.label, e.first_seen, e.last_seen, list(e.outlets), list(e.langs), e.size)
+                for e in events
+            ],
+        )
+        _insert(con, "event_articles", _columns(EventArticle), _rows(assignments))
+        con.execute(
+            "DELETE FROM events WHERE event_id NOT IN (SELECT DISTINCT event_id FROM event_articles)"
+        )
+
+
+def load_rejects(
+    con: duckdb.DuckDBPyConnection, rejects: Sequence[Reject], *, at: datetime | None = None
+) -> None:
+    at = at or datetime.now(UTC)
+    with transaction(con):
+        _insert(
+            con, "rejects", [*_columns(Reject), "seen_at"], [(*astuple(r), at) for r in rejects]
+        )
+
+
+# ---------------------------------------------------------------- reads
+
+
+def _article_from_row(row: Sequence[Any]) -> Article:
+    return Article(*row)
+
+
+def fetch_articles(
+    con: duckdb.DuckDBPyConnection, article_ids: Sequence[str] | None = None
+) -> list[Article]:
+    cols = ", ".join(_columns(Article))
+    sql = f"SELECT {cols} FROM articles"
+    params: list[Any] = []
+    if article_ids is not None:
+        if not article_ids:
+            return []
+        sql += " WHERE article_id IN (SELECT unnest(?))"
+        params.append(list(article_ids))
+    sql += " ORDER BY published_at NULLS LAST, article_id"
+    return [_article_from_row(r) for r in con.execute(sql, params).fetchall()]
+
+
+def articles_without_segments(con: duckdb.DuckDBPyConnection) -> list[Article]:
+    ids = [
+        r[0]
+        for r in con.execute(
+            "SELECT a.article_id FROM articles a ANTI JOIN segments s USING (article_id)"
+        ).fetchall()
+    ]
+    return fetch_articles(con, ids)
+
+
+def segments_without_translation(con: duckdb.DuckDBPyConnection) -> list[Segment]:
+    """Segments with no translation row yet (pending work for the translate stage)."""
+    rows = con.execute(
+        "SELECT s.article_id, s.seg_no, s.para_no, s.text, s.lang FROM segments s "
+        "ANTI JOIN translations t ON s.article_id = t.article_id AND s.seg_no = t.seg_no "
+        "ORDER BY s.article_id, s.seg_no"
+    ).fetchall()
+    return [Segment(*r) for r in rows]
+
+
+def english_text(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """English text per article: the original for English, else its translations so far.
+
+    An article whose segments are not all translated yet has no English here: a partial
+    translation would skew the lexical signal more than no signal.
+    """
+    rows = con.execute(
+        """
+        WITH en AS (
+            SELECT article_id, seg_no, arg_max(text_en, created_at) AS text_en
+            FROM translations GROUP BY article_id, seg_no
+        )
+        SELECT s.article_id, string_agg(en.text_en, ' ' ORDER BY s.seg_no)
+        FROM segments s LEFT JOIN en USING (article_id, seg_no)
+        GROUP BY s.article_id
+        HAVING count(en.text_en) = count(*)
+        """
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def fetch_event_articles(con: duckdb.DuckDBPyConnection) -> list[EventArticle]:
+    rows = con.execute(
+        "SELECT event_id, article_id, similarity FROM event_articles ORDER BY article_id"
+    ).fetchall()
+    return [EventArticle(*r) for r in rows]
+
+
+def table_counts(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> dict[str, int]:
+    return {t: int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]) for t in tables}

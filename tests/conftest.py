@@ -1,0 +1,40 @@
+"""Shared fixtures: a tiny MarianMT model built once per run, a sample server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pipeline.settings import PROJECT_ROOT, Settings, load_settings  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.tiny_marian import make_models_dir
+
+    return make_models_dir(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture()
+def settings(tmp_path: Path) -> Settings:
+    """Settings pointing every writable path into the test's own folder."""
+    return load_settings(
+        warehouse=str(tmp_path / "wh.duckdb"),
+        runtime_dir=tmp_path / "var",
+        staging_dir=tmp_path / "var" / "staging",
+        models_dir=tmp_path / "no-models",
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_server() -> Iterator[str]:
+    from pipeline.sample_server import serve_samples
+
+    with serve_samples(PROJECT_ROOT / "samples" / "site", port=0) as base:
+        yield base
