@@ -88,7 +88,7 @@ _SECTIONS = {"ingest": IngestSettings, "translate": TranslateSettings, "align": 
 def _coerce(cls: type, current: Any, name: str, value: Any) -> Any:
     if isinstance(current, Path):
         return Path(value).expanduser()
-    if isinstance(current, bool) or isinstance(current, (int, float, str, dict)):
+    if isinstance(current, (bool, int, float, str, dict)):
         return type(current)(value) if not isinstance(current, dict) else dict(value)
     return value
 

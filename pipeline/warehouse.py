@@ -85,7 +85,9 @@ def connect(
 
 
 @contextmanager
-def open_warehouse(settings: Settings, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_warehouse(
+    settings: Settings, *, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Connect and migrate; the file is held only for the `with` block."""
     con = connect(settings, read_only=read_only)
     try:
@@ -162,7 +164,9 @@ def _insert(
 def upsert_outlets(con: duckdb.DuckDBPyConnection, outlets: Sequence[Outlet]) -> None:
     rows = [(o.outlet_id, o.name, o.lang, o.feed_url, o.homepage, o.country) for o in outlets]
     with transaction(con):
-        _insert(con, "outlets", ["outlet_id", "name", "lang", "feed_url", "homepage", "country"], rows)
+        _insert(
+            con, "outlets", ["outlet_id", "name", "lang", "feed_url", "homepage", "country"], rows
+        )
 
 
 @dataclass(frozen=True)
@@ -258,7 +262,10 @@ def load_segments(con: duckdb.DuckDBPyConnection, segments: Sequence[Segment]) -
 
 
 def load_translations(
-    con: duckdb.DuckDBPyConnection, translations: Sequence[Translation], *, at: datetime | None = None
+    con: duckdb.DuckDBPyConnection,
+    translations: Sequence[Translation],
+    *,
+    at: datetime | None = None,
 ) -> None:
     at = at or datetime.now(UTC)
     with transaction(con):
@@ -280,7 +287,15 @@ def load_events(
             "events",
             _columns(Event),
             [
-                (e.event_id, e.label, e.first_seen, e.last_seen, list(e.outlets), list(e.langs), e.size)
+                (
+                    e.event_id,
+                    e.label,
+                    e.first_seen,
+                    e.last_seen,
+                    list(e.outlets),
+                    list(e.langs),
+                    e.size,
+                )
                 for e in events
             ],
         )

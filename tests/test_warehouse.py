@@ -8,7 +8,15 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline import warehouse
-from pipeline.records import Article, Outlet, Reject, Segment, Translation, article_id_for, sha256_text
+from pipeline.records import (
+    Article,
+    Outlet,
+    Reject,
+    Segment,
+    Translation,
+    article_id_for,
+    sha256_text,
+)
 from pipeline.settings import Settings
 
 
@@ -33,8 +41,18 @@ def test_migrate_records_version_and_is_repeatable(settings: Settings) -> None:
     v1 = warehouse.migrate(con, settings.schema_dir)
     v2 = warehouse.migrate(con, settings.schema_dir)
     assert v1 == v2 >= 1
-    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    for name in ("outlets", "articles", "segments", "translations", "events", "event_articles", "parallel_text"):
+    tables = {
+        r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }
+    for name in (
+        "outlets",
+        "articles",
+        "segments",
+        "translations",
+        "events",
+        "event_articles",
+        "parallel_text",
+    ):
         assert name in tables
     assert con.execute("SELECT count(*) FROM schema_version").fetchall()[0][0] == v1
     con.close()
@@ -64,7 +82,10 @@ def test_load_articles_is_idempotent_and_versions_edits(settings: Settings) -> N
         assert rows[0][1] == a.text  # the earlier text is kept
         assert warehouse.table_counts(con, ["articles"])["articles"] == 2
         # segments of the old text are dropped so they get re-derived
-        assert warehouse.table_counts(con, ["segments", "translations"]) == {"segments": 0, "translations": 0}
+        assert warehouse.table_counts(con, ["segments", "translations"]) == {
+            "segments": 0,
+            "translations": 0,
+        }
 
 
 def test_same_outlet_same_text_under_new_url_is_a_duplicate(settings: Settings) -> None:
@@ -85,7 +106,9 @@ def test_rejects_and_pending_view(settings: Settings) -> None:
         assert con.execute("SELECT count(*) FROM pending_translations").fetchall()[0][0] == 1
         assert [s.seg_no for s in warehouse.segments_without_translation(con)] == [0]
         assert warehouse.english_text(con) == {}
-        warehouse.load_rejects(con, [Reject("ingest", "o1", "http://x/", "feed_malformed", "boom")] * 2)
+        warehouse.load_rejects(
+            con, [Reject("ingest", "o1", "http://x/", "feed_malformed", "boom")] * 2
+        )
         assert warehouse.table_counts(con, ["rejects"])["rejects"] == 1
 
 
@@ -94,9 +117,13 @@ def test_fts_extension_loads_offline(settings: Settings) -> None:
 
     with warehouse.open_warehouse(settings) as con:
         duckdb_extensions.import_extension("fts", con=con)
-        for i, text in enumerate(["הפסקת אש ברפיח", "وقف إطلاق النار في رفح", "ceasefire in Rafah"]):
+        for i, text in enumerate(
+            ["הפסקת אש ברפיח", "وقف إطلاق النار في رفح", "ceasefire in Rafah"]
+        ):
             warehouse.load_articles(con, [_article(f"http://127.0.0.1/{i}", text)])
-        con.execute("PRAGMA create_fts_index('articles', 'article_id', 'text', stemmer='none', overwrite=1)")
+        con.execute(
+            "PRAGMA create_fts_index('articles', 'article_id', 'text', stemmer='none', overwrite=1)"
+        )
         hits = con.execute(
             "SELECT text FROM (SELECT text, fts_main_articles.match_bm25(article_id, 'رفح') AS s "
             "FROM articles) WHERE s IS NOT NULL"
