@@ -1,0 +1,53 @@
+"""Translation cache keyed by (sha256 of the source sentence, model id), in the warehouse.
+
+A sentence repeated across articles, outlets or runs is translated once per model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import duckdb
+
+_CHUNK = 1000  # keys per lookup query
+
+
+class TranslationCache(Protocol):
+    """What the translate stage needs from a cache (the warehouse table, or a staged snapshot)."""
+
+    def get_many(self, model_id: str, hashes: list[str]) -> dict[str, str]: ...
+
+    def put_many(self, model_id: str, rows: list[tuple[str, str, str]], engine: str) -> None: ...
+
+
+class DuckDBTranslationCache:
+    """Reads and fills the ``translation_cache`` table of an open DuckDB connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def get_many(self, model_id: str, hashes: list[str]) -> dict[str, str]:
+        """English text for each cached source hash; hashes not cached are simply absent."""
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            rows = self.con.execute(
+                "SELECT source_sha256, text_en FROM translation_cache "
+                "WHERE model_id = ? AND list_contains(?, source_sha256)",
+                [model_id, chunk],
+            ).fetchall()
+            found.update({h: text for h, text in rows})
+        return found
+
+    def put_many(self, model_id: str, rows: list[tuple[str, str, str]], engine: str) -> None:
+        """Store (source_sha256, source_text, text_en) rows; an existing key keeps its first text."""
+        if not rows:
+            return
+        self.con.executemany(
+            "INSERT INTO translation_cache "
+            "(source_sha256, model_id, source_text, text_en, engine, created_at) "
+            "VALUES (?, ?, ?, ?, ?, current_timestamp) ON CONFLICT DO NOTHING",
+            [(h, model_id, src, en, engine) for h, src, en in rows],
+        )
