@@ -47,7 +47,8 @@ class AlignSettings:
     # Similarity thresholds per language pair (sorted pair, "he-en"); "default" for the rest.
     thresholds: dict[str, float] = field(
         default_factory=lambda: {
-            "default": 0.5,
+            # empty: the calibrated table in pipeline.align.events (DEFAULT_THRESHOLDS);
+            # keys like "he-en", "same" or "cross" override it
         }
     )
     lexical_weight: float = 0.5  # weight of TF-IDF on English text in the hybrid similarity

@@ -66,7 +66,9 @@ def connect(
     if target != ":memory:":
         Path(target).parent.mkdir(parents=True, exist_ok=True)
     settings.extension_dir.mkdir(parents=True, exist_ok=True)
-    config = {"extension_directory": str(settings.extension_dir)}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "extension_directory": str(settings.extension_dir)
+    }
     delay = lock_backoff_s
     for attempt in range(lock_retries + 1):
         try:

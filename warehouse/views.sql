@@ -34,3 +34,50 @@ FROM event_articles ea
 JOIN events e USING (event_id)
 JOIN articles a USING (article_id)
 GROUP BY ALL;
+
+-- Sentences of an event's articles with no link to any article of ANOTHER outlet: what only
+-- this outlet says. Events covered by one outlet have no links at all and are left out.
+CREATE OR REPLACE VIEW unique_statements AS
+WITH members AS (
+    SELECT ea.event_id, ea.article_id, a.outlet_id
+    FROM event_articles ea JOIN articles a USING (article_id)
+),
+multi AS (
+    SELECT event_id FROM members GROUP BY event_id HAVING count(DISTINCT outlet_id) > 1
+),
+linked AS (
+    SELECT article_a AS article_id, seg_a AS seg_no FROM segment_links
+    UNION
+    SELECT article_b, seg_b FROM segment_links
+),
+en AS (
+    SELECT article_id, seg_no, arg_max(text_en, created_at) AS english
+    FROM translations GROUP BY article_id, seg_no
+)
+SELECT m.event_id, m.outlet_id, s.lang, s.article_id, s.seg_no,
+       s.text AS original,
+       CASE WHEN s.lang = 'en' THEN coalesce(en.english, s.text) ELSE en.english END AS english
+FROM members m
+JOIN multi USING (event_id)
+JOIN segments s ON s.article_id = m.article_id
+LEFT JOIN en ON en.article_id = s.article_id AND en.seg_no = s.seg_no
+ANTI JOIN linked l ON l.article_id = s.article_id AND l.seg_no = s.seg_no;
+
+-- Divergences with outlet names and both original sentences, for reading.
+CREATE OR REPLACE VIEW event_divergences AS
+SELECT d.event_id, e.label, d.kind, d.unit,
+       oa.name AS outlet_a, aa.outlet_id AS outlet_id_a, aa.lang AS lang_a,
+       d.span_a, d.value_a,
+       ob.name AS outlet_b, ab.outlet_id AS outlet_id_b, ab.lang AS lang_b,
+       d.span_b, d.value_b,
+       sa.text AS original_a, sb.text AS original_b,
+       d.english_a, d.english_b,
+       d.article_a, d.seg_a, d.article_b, d.seg_b
+FROM divergences d
+LEFT JOIN events e USING (event_id)
+JOIN articles aa ON aa.article_id = d.article_a
+JOIN articles ab ON ab.article_id = d.article_b
+LEFT JOIN outlets oa ON oa.outlet_id = aa.outlet_id
+LEFT JOIN outlets ob ON ob.outlet_id = ab.outlet_id
+LEFT JOIN segments sa ON sa.article_id = d.article_a AND sa.seg_no = d.seg_a
+LEFT JOIN segments sb ON sb.article_id = d.article_b AND sb.seg_no = d.seg_b;

@@ -1,0 +1,333 @@
+"""The `parallax` command: every stage, the demo, models, SQL, export and evaluation."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline import warehouse
+from pipeline.records import Outlet, StageResult
+from pipeline.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import duckdb
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+models_app = typer.Typer(no_args_is_help=True, help="Translation models: download, list.")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate alignment and translation.")
+app.add_typer(models_app, name="models")
+app.add_typer(eval_app, name="eval")
+
+console = Console(stderr=True)
+out = Console()
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
+    )
+    for noisy in ("httpx", "httpcore", "trafilatura", "urllib3", "filelock", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _outlets(settings: Settings, path: Path | None) -> list[Outlet]:
+    from pipeline.ingest.outlets import load_outlets
+
+    return load_outlets(path or settings.outlets_path)
+
+
+def _report(summary_stages: list[StageResult]) -> None:
+    for res in summary_stages:
+        figures = " ".join(f"{k}={v}" for k, v in sorted(res.counts.items()))
+        console.print(f"[bold]{res.stage}[/bold] {figures}")
+        for rej in res.rejects[:10]:
+            console.print(f"  [yellow]{rej.reason}[/yellow] {rej.url} {rej.detail[:120]}")
+        if len(res.rejects) > 10:
+            console.print(f"  … {len(res.rejects) - 10} more (see the rejects table)")
+
+
+def _translate_with_progress(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult:
+    from rich.progress import Progress
+
+    from pipeline.run import step_translate
+
+    with Progress(console=console, disable=not console.is_terminal, transient=True) as bar:
+        task = bar.add_task("translating", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return step_translate(con, settings, progress=progress)
+
+
+def _run_stages(outlets: list[Outlet], settings: Settings) -> list[StageResult]:
+    from pipeline.run import (
+        step_align,
+        step_ingest,
+        step_link,
+        step_load_articles,
+        step_segment,
+    )
+
+    with (
+        console.status("fetching feeds and pages", spinner="dots")
+        if console.is_terminal
+        else _null()
+    ):
+        articles, ingest_result = step_ingest(outlets, settings)
+    stages = [ingest_result]
+    with warehouse.open_warehouse(settings) as con:
+        stages.append(step_load_articles(con, outlets, articles, ingest_result))
+        stages.append(step_segment(con, settings))
+        stages.append(_translate_with_progress(con, settings))
+        with console.status("aligning events", spinner="dots") if console.is_terminal else _null():
+            stages.append(step_align(con, settings))
+            stages.append(step_link(con, settings))
+    return stages
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@app.command()
+def run(
+    outlets: Annotated[
+        Path | None, typer.Option(help="Outlets TOML (default: config/outlets.toml)")
+    ] = None,
+) -> None:
+    """Run every stage over the configured outlets."""
+    settings = _settings()
+    stages = _run_stages(_outlets(settings, outlets), settings)
+    _report(stages)
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port for the sample server on 127.0.0.1")] = 8765,
+    export_dir: Annotated[Path | None, typer.Option(help="Where the HTML export goes")] = None,
+) -> None:
+    """Serve the bundled sample on 127.0.0.1, run the whole pipeline, export the widest event."""
+    from pipeline.export.side_by_side import load_event, write_export
+    from pipeline.run import warehouse_summary
+    from pipeline.sample_server import rebase, serve_samples
+
+    settings = _settings()
+    t0 = time.perf_counter()
+    with serve_samples(settings.samples_dir / "site", port=port) as base:
+        console.print(f"sample outlets served at {base}")
+        outlets = [replace(o, feed_url=rebase(o.feed_url, base)) for o in _outlets(settings, None)]
+        stages = _run_stages(outlets, settings)
+    _report(stages)
+    with warehouse.open_warehouse(settings) as con:
+        summary = warehouse_summary(con)
+        widest = con.execute(
+            "SELECT event_id FROM events ORDER BY len(langs) DESC, len(outlets) DESC, size DESC, "
+            "event_id LIMIT 1"
+        ).fetchall()
+        export_path = Path("")
+        if widest:
+            target = (export_dir or settings.runtime_dir / "exports") / f"event-{widest[0][0]}.html"
+            export_path = write_export(load_event(con, widest[0][0]), "html", target)
+    console.print(f"warehouse: {settings.warehouse}")
+    console.print(f"export:    {export_path}")
+    console.print(f"done in {time.perf_counter() - t0:.1f}s")
+    out.print(
+        " ".join(f"{k}={v}" for k, v in summary.items())
+        + f" warehouse={settings.warehouse} export={export_path}",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+@app.command()
+def ingest(
+    outlets: Annotated[
+        Path | None, typer.Option(help="Outlets TOML (default: config/outlets.toml)")
+    ] = None,
+) -> None:
+    """Fetch, extract, detect language and load articles (then segment them)."""
+    from pipeline.run import step_ingest, step_load_articles, step_segment
+
+    settings = _settings()
+    outlet_list = _outlets(settings, outlets)
+    articles, result = step_ingest(outlet_list, settings)
+    with warehouse.open_warehouse(settings) as con:
+        stages = [
+            result,
+            step_load_articles(con, outlet_list, articles, result),
+            step_segment(con, settings),
+        ]
+    _report(stages)
+
+
+@app.command()
+def translate() -> None:
+    """Translate every segment still pending (after `parallax models download`)."""
+    settings = _settings()
+    with warehouse.open_warehouse(settings) as con:
+        _report([_translate_with_progress(con, settings)])
+
+
+@app.command()
+def align() -> None:
+    """Place articles not yet in an event, then link sentences inside events."""
+    from pipeline.run import step_align, step_link
+
+    settings = _settings()
+    with warehouse.open_warehouse(settings) as con:
+        _report([step_align(con, settings), step_link(con, settings)])
+
+
+@app.command()
+def sql(query: Annotated[str, typer.Argument(help="SQL to run against the warehouse")]) -> None:
+    """Run a query (read-only) and print the result as a table."""
+    import duckdb
+
+    settings = _settings()
+    if settings.warehouse != ":memory:" and not Path(settings.warehouse).exists():
+        console.print(
+            f"[red]no warehouse at {settings.warehouse}[/red]: run `parallax demo` or `parallax run`"
+        )
+        raise typer.Exit(1)
+    with warehouse.open_warehouse(settings, read_only=True) as con:
+        try:
+            cur = con.execute(query)
+            rows = cur.fetchall()
+            names = [d[0] for d in cur.description or []]
+        except duckdb.Error as exc:
+            console.print(f"[red]{type(exc).__name__}[/red]: {exc}")
+            raise typer.Exit(1) from exc
+    table = Table(*names, show_lines=False)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+
+
+@app.command()
+def export(
+    event: Annotated[str, typer.Option("--event", help="Event id (see the events table)")],
+    fmt: Annotated[str, typer.Option("--format", help="html, csv, md or parquet")] = "html",
+    out_path: Annotated[Path | None, typer.Option("--out", help="Output file")] = None,
+) -> None:
+    """Export an event side by side: one column per outlet, original beside English."""
+    from pipeline.export.side_by_side import FORMATS, UnknownEvent, load_event, write_export
+
+    if fmt not in FORMATS:
+        console.print(f"[red]unknown format {fmt!r}[/red]; choose one of {', '.join(FORMATS)}")
+        raise typer.Exit(2)
+    settings = _settings()
+    with warehouse.open_warehouse(settings, read_only=True) as con:
+        try:
+            view = load_event(con, event)
+        except UnknownEvent as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+    target = out_path or settings.runtime_dir / "exports" / f"event-{event}.{fmt}"
+    write_export(view, fmt, target)
+    out.print(str(target))
+
+
+@models_app.command("download")
+def models_download(
+    pair: Annotated[list[str] | None, typer.Option(help="Only these pairs, e.g. he-en")] = None,
+    quick: Annotated[
+        bool, typer.Option(help="Skip models already complete on disk without asking the hub")
+    ] = False,
+) -> None:
+    """Fetch the registry's pinned models with huggingface_hub into the models folder."""
+    from pipeline.translate.download import download_models
+
+    settings = _settings()
+    # The per-model warnings are summarised below: one line when the hub is unreachable.
+    logging.getLogger("pipeline.translate.download").setLevel(logging.ERROR)
+    results = download_models(settings, pairs=pair, quick=quick)
+    failed = [r for r in results if not r.ok]
+    unreachable = [r for r in failed if "cannot reach" in r.message]
+    if failed and len(unreachable) == len(failed) == len(results):
+        console.print(
+            f"[red]models not downloaded[/red]: {failed[0].message.split(' for ')[0]}; "
+            "translations stay pending (fetch later with `parallax models download`, "
+            "or set PARALLAX_MODELS_DIR to local models)",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    for r in results:
+        colour = "green" if r.ok else "red"
+        console.print(f"[{colour}]{r.pair}[/{colour}] {r.message}", soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show each pair's model, revision, engine, size on disk and whether it is present."""
+    from pipeline.translate.download import list_models
+
+    settings = _settings()
+    table = Table(
+        "pair", "model", "revision", "engine", "quantization", "present", "size", "problems"
+    )
+    for m in list_models(settings):
+        table.add_row(
+            m.pair,
+            m.hf_id,
+            m.revision[:12],
+            m.engine,
+            m.quantization,
+            "yes" if m.present else "no",
+            f"{m.size_bytes / 1e6:.1f} MB",
+            "; ".join(m.problems),
+        )
+    out.print(table)
+    console.print(f"models folder: {settings.models_dir}")
+
+
+@eval_app.command("events")
+def eval_events(
+    gold: Annotated[Path, typer.Option(help="CSV with url,event")] = Path(
+        "samples/gold_events.csv"
+    ),
+    feeds: Annotated[
+        Path | None, typer.Option(help="Folder of saved feeds (*.xml), one per outlet")
+    ] = None,
+) -> None:
+    """Pairwise and B-cubed precision/recall/F1 of events against a gold mapping."""
+    from pipeline.eval.events import evaluate
+
+    settings = _settings()
+    score = evaluate(gold, settings, feeds)
+    table = Table("metric", "precision", "recall", "F1")
+    for name, prf in (("pairwise", score.pairwise), ("B-cubed", score.bcubed)):
+        table.add_row(name, f"{prf.precision:.3f}", f"{prf.recall:.3f}", f"{prf.f1:.3f}")
+    out.print(table)
+    if score.missing:
+        console.print(
+            f"[yellow]{score.missing} gold article(s) not found in the warehouse[/yellow]"
+        )
+    out.print(score.summary_line(), highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,141 @@
+"""Score event alignment against a gold mapping (`url,event`), on the warehouse or on saved feeds."""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from pipeline import warehouse
+from pipeline.eval.metrics import PRF, bcubed_scores, pairwise_scores
+from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+@dataclass(frozen=True)
+class EventScore:
+    pairwise: PRF
+    bcubed: PRF
+    articles: int  # gold articles found in the warehouse
+    events: int  # distinct predicted events over those articles
+    missing: int  # gold articles not found
+
+    def summary_line(self) -> str:
+        return (
+            f"pairwise_f1={self.pairwise.f1:.3f} bcubed_f1={self.bcubed.f1:.3f} "
+            f"articles={self.articles} events={self.events}"
+        )
+
+
+def read_gold(path: Path) -> dict[str, str]:
+    """`url,event` CSV; a header row is expected. Blank lines and `#` comments are skipped."""
+    if not path.is_file():
+        raise FileNotFoundError(f"gold file not found: {path}")
+    gold: dict[str, str] = {}
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(row for row in fh if row.strip() and not row.startswith("#"))
+        if not reader.fieldnames or {"url", "event"} - set(reader.fieldnames):
+            raise ValueError(f"{path}: expected a header with columns url,event")
+        for row in reader:
+            gold[row["url"].strip()] = row["event"].strip()
+    return gold
+
+
+def _canon(url: str) -> str:
+    from pipeline.ingest.urls import canonicalize_url
+
+    try:
+        return canonicalize_url(url)
+    except ValueError:
+        return url
+
+
+def _path_key(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+def predicted_events(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    rows = con.execute(
+        "SELECT a.url, coalesce(ea.event_id, 'solo:' || a.article_id) FROM articles a "
+        "LEFT JOIN event_articles ea USING (article_id)"
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def match_gold(
+    gold: dict[str, str], predicted: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str], int]:
+    """Pair gold URLs with warehouse URLs: by canonical URL, else by path (the sample is served
+    on whatever port was free, so its host differs from the gold file's)."""
+    by_url = {_canon(u): e for u, e in predicted.items()}
+    by_path: dict[str, str | None] = {}
+    for u, e in by_url.items():
+        key = _path_key(u)
+        by_path[key] = None if key in by_path else e  # ambiguous paths don't match
+    g: dict[str, str] = {}
+    p: dict[str, str] = {}
+    missing = 0
+    for url, event in gold.items():
+        cu = _canon(url)
+        found = by_url.get(cu)
+        if found is None:
+            found = by_path.get(_path_key(cu))
+        if found is None:
+            missing += 1
+            continue
+        g[cu] = event
+        p[cu] = found
+    return g, p, missing
+
+
+def score_warehouse(con: duckdb.DuckDBPyConnection, gold: dict[str, str]) -> EventScore:
+    g, p, missing = match_gold(gold, predicted_events(con))
+    return EventScore(
+        pairwise=pairwise_scores(g, p),
+        bcubed=bcubed_scores(g, p),
+        articles=len(g),
+        events=len(set(p.values())),
+        missing=missing,
+    )
+
+
+def align_feeds_folder(feeds_dir: Path, settings: Settings, scratch: Path) -> Settings:
+    """Ingest every `*.xml` in a folder (one outlet each) into a scratch warehouse and align it."""
+    from pipeline.records import Outlet
+    from pipeline.run import (
+        step_align,
+        step_ingest_files,
+        step_load_articles,
+        step_segment,
+        step_translate,
+    )
+
+    paths = sorted(feeds_dir.glob("*.xml"))
+    if not paths:
+        raise FileNotFoundError(f"no *.xml feeds in {feeds_dir}")
+    scratch_settings = replace(settings, warehouse=str(scratch / "eval.duckdb"))
+    articles, result = step_ingest_files(paths, scratch_settings)
+    outlets = [Outlet(p.stem, p.stem, "", p.resolve().as_uri()) for p in paths]
+    with warehouse.open_warehouse(scratch_settings) as con:
+        step_load_articles(con, outlets, articles, result)
+        step_segment(con, scratch_settings)
+        step_translate(con, scratch_settings)
+        step_align(con, scratch_settings)
+    return scratch_settings
+
+
+def evaluate(gold_path: Path, settings: Settings, feeds_dir: Path | None = None) -> EventScore:
+    gold = read_gold(gold_path)
+    if feeds_dir is None:
+        with warehouse.open_warehouse(settings, read_only=True) as con:
+            return score_warehouse(con, gold)
+    with tempfile.TemporaryDirectory(prefix="parallax-eval-") as tmp:
+        scratch = align_feeds_folder(feeds_dir, settings, Path(tmp))
+        with warehouse.open_warehouse(scratch, read_only=True) as con:
+            return score_warehouse(con, gold)

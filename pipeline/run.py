@@ -1,0 +1,182 @@
+"""Wiring of the stages over the warehouse, shared by the CLI and the Airflow DAGs.
+
+Each step reads what it needs from the warehouse and writes its output back, so any step can
+be re-run alone (`parallax translate` fills in what a run without models left pending) and a
+second run of a step changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline import warehouse
+from pipeline.records import Article, Outlet, StageResult
+from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    import duckdb
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class RunSummary:
+    stages: list[StageResult] = field(default_factory=list)
+
+    def counts(self, stage: str) -> dict[str, int]:
+        for res in self.stages:
+            if res.stage == stage:
+                return res.counts
+        return {}
+
+
+def step_ingest(
+    outlets: Sequence[Outlet], settings: Settings, *, progress: Progress | None = None
+) -> tuple[list[Article], StageResult]:
+    """Fetch feeds and pages, extract and detect language. Touches no database."""
+    from pipeline.detect import detect_articles
+    from pipeline.ingest import ingest_outlets
+
+    t0 = time.perf_counter()
+    articles, result = ingest_outlets(list(outlets), settings.ingest)
+    articles, detect_result = detect_articles(
+        articles, outlet_langs={o.outlet_id: o.lang for o in outlets}
+    )
+    for key, n in detect_result.counts.items():
+        result.add(f"detect_{key}", n)
+    result.rejects.extend(detect_result.rejects)
+    result.seconds = time.perf_counter() - t0
+    return articles, result
+
+
+def step_ingest_files(
+    paths: Sequence[Path], settings: Settings
+) -> tuple[list[Article], StageResult]:
+    """Ingest saved feed files (one outlet each, text from the feed), then detect language."""
+    from pipeline.detect import detect_articles
+    from pipeline.ingest import ingest_feed_files
+
+    articles, result = ingest_feed_files(list(paths), settings.ingest)
+    articles, _ = detect_articles(articles)
+    return articles, result
+
+
+def step_load_articles(
+    con: duckdb.DuckDBPyConnection,
+    outlets: Sequence[Outlet],
+    articles: Sequence[Article],
+    result: StageResult | None = None,
+) -> StageResult:
+    res = StageResult("load")
+    warehouse.upsert_outlets(con, outlets)
+    loaded = warehouse.load_articles(con, articles)
+    if result is not None:
+        warehouse.load_rejects(con, result.rejects)
+    res.add("new", len(loaded.new))
+    res.add("edited", len(loaded.edited))
+    res.add("unchanged", loaded.unchanged)
+    res.add("duplicates", loaded.duplicates)
+    return res
+
+
+def step_segment(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult:
+    """Segment every article that has no segments yet (new or edited articles)."""
+    from pipeline.segment import segment_articles
+
+    articles = warehouse.articles_without_segments(con)
+    segments, result = segment_articles(articles)
+    warehouse.load_segments(con, segments)
+    return result
+
+
+def step_translate(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> StageResult:
+    """Translate every segment that has no translation yet; a missing model leaves them pending."""
+    from pipeline.translate import translate_segments
+    from pipeline.translate.cache import DuckDBTranslationCache
+
+    pending = warehouse.segments_without_translation(con)
+    cache = DuckDBTranslationCache(con)
+    translations, result = translate_segments(pending, settings, cache, progress=progress)
+    warehouse.load_translations(con, translations)
+    return result
+
+
+def step_align(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult:
+    """Assign articles not yet in an event; articles already placed keep their event."""
+    from pipeline.align.events import align_events
+    from pipeline.align.vectors import embed_articles, get_embedder
+
+    t0 = time.perf_counter()
+    articles = warehouse.fetch_articles(con)
+    english = warehouse.english_text(con)
+    embedder = get_embedder(settings.align.embedder)
+    vectors = embed_articles(articles, embedder, con) if embedder is not None else {}
+    existing = warehouse.fetch_event_articles(con)
+    events, assignments, result = align_events(
+        articles, english, vectors, settings.align, existing=existing
+    )
+    warehouse.load_events(con, events, assignments)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def step_link(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult:
+    """Sentence links, divergences and unique statements inside events (rewritten per event)."""
+    from pipeline.align.sentences import link_events
+    from pipeline.align.vectors import get_embedder
+
+    return link_events(con, None, get_embedder(settings.align.embedder))
+
+
+def run_all(
+    outlets: Sequence[Outlet],
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """The whole pipeline once: ingest, load, segment, translate, align."""
+    summary = RunSummary()
+    articles, ingest_result = step_ingest(outlets, settings, progress=progress)
+    summary.stages.append(ingest_result)
+    with warehouse.open_warehouse(settings) as con:
+        summary.stages.append(step_load_articles(con, outlets, articles, ingest_result))
+        summary.stages.append(step_segment(con, settings))
+        summary.stages.append(step_translate(con, settings))
+        summary.stages.append(step_align(con, settings))
+        summary.stages.append(step_link(con, settings))
+    return summary
+
+
+def warehouse_summary(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
+    """The figures the demo's last line reports, read back from the warehouse."""
+    langs = [
+        r[0]
+        for r in con.execute(
+            "SELECT lang FROM articles GROUP BY lang ORDER BY count(*) DESC, lang"
+        ).fetchall()
+    ]
+    counts = warehouse.table_counts(con, ["articles", "segments", "events"])
+    translated = con.execute(
+        "SELECT count(DISTINCT (article_id, seg_no)) FROM translations WHERE model_id <> 'identity'"
+    ).fetchall()[0][0]
+    pending = con.execute("SELECT count(*) FROM pending_translations").fetchall()[0][0]
+    return {
+        "articles": counts["articles"],
+        "languages": ",".join(langs),
+        "segments": counts["segments"],
+        "translated": int(translated),
+        "pending": int(pending),
+        "events": counts["events"],
+    }
