@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -56,7 +57,8 @@ def _outlets(settings: Settings, path: Path | None) -> list[Outlet]:
 def _report(summary_stages: list[StageResult]) -> None:
     for res in summary_stages:
         figures = " ".join(f"{k}={v}" for k, v in sorted(res.counts.items()))
-        console.print(f"[bold]{res.stage}[/bold] {figures}")
+        took = f" ({res.seconds:.1f}s)" if res.seconds else ""
+        console.print(f"[bold]{res.stage}[/bold]{took} {figures}")
         for rej in res.rejects[:10]:
             console.print(f"  [yellow]{rej.reason}[/yellow] {rej.url} {rej.detail[:120]}")
         if len(res.rejects) > 10:
@@ -183,20 +185,37 @@ def ingest(
 
 
 @app.command()
-def translate() -> None:
+def translate(
+    engine: Annotated[
+        str | None, typer.Option(help="transformers or ctranslate2 (default: the registry's)")
+    ] = None,
+) -> None:
     """Translate every segment still pending (after `parallax models download`)."""
     settings = _settings()
+    if engine:
+        settings = replace(settings, translate=replace(settings.translate, engine=engine))
     with warehouse.open_warehouse(settings) as con:
         _report([_translate_with_progress(con, settings)])
 
 
 @app.command()
-def align() -> None:
+def align(
+    rebuild: Annotated[
+        bool, typer.Option(help="Re-cluster from scratch instead of placing only new articles")
+    ] = False,
+    since: Annotated[
+        datetime | None, typer.Option(help="With --rebuild: only articles published since then")
+    ] = None,
+) -> None:
     """Place articles not yet in an event, then link sentences inside events."""
     from pipeline.run import step_align, step_link
 
     settings = _settings()
     with warehouse.open_warehouse(settings) as con:
+        if rebuild:
+            when = since.replace(tzinfo=since.tzinfo or UTC) if since else None
+            dropped = warehouse.clear_events(con, when)
+            console.print(f"rebuild: {dropped} assignment(s) cleared")
         _report([step_align(con, settings), step_link(con, settings)])
 
 
@@ -280,6 +299,36 @@ def models_download(
         raise typer.Exit(1)
 
 
+@models_app.command("convert")
+def models_convert(
+    pair: Annotated[list[str] | None, typer.Option(help="Only these pairs, e.g. he-en")] = None,
+    quantization: Annotated[
+        str | None, typer.Option(help="int8 (default), int8_float16, float16, float32")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Convert again even if a copy exists")] = False,
+) -> None:
+    """Make the CTranslate2 copy of each downloaded model, beside its folder."""
+    from pipeline.translate.convert import ConvertError, convert_registry_models
+    from pipeline.translate.registry import load_registry
+
+    settings = _settings()
+    specs = [
+        s for s in load_registry(settings.registry_path).values() if not pair or s.pair in pair
+    ]
+    try:
+        for r in convert_registry_models(
+            settings.models_dir,
+            specs,
+            quantization=quantization,
+            force=force,
+            progress=console.print,
+        ):
+            out.print(f"{r.target} {r.size_bytes / 1e6:.0f} MB {r.seconds:.0f}s")
+    except ConvertError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+
+
 @models_app.command("list")
 def models_list() -> None:
     """Show each pair's model, revision, engine, size on disk and whether it is present."""
@@ -312,21 +361,66 @@ def eval_events(
     feeds: Annotated[
         Path | None, typer.Option(help="Folder of saved feeds (*.xml), one per outlet")
     ] = None,
+    signal: Annotated[
+        str, typer.Option(help="Signal for the summary line: lexical, semantic or hybrid")
+    ] = "hybrid",
 ) -> None:
     """Pairwise and B-cubed precision/recall/F1 of events against a gold mapping."""
-    from pipeline.eval.events import evaluate
+    from pipeline.eval.events import SIGNALS, evaluate
 
+    if signal not in SIGNALS:
+        console.print(f"[red]unknown signal {signal!r}[/red]; choose one of {', '.join(SIGNALS)}")
+        raise typer.Exit(2)
     settings = _settings()
-    score = evaluate(gold, settings, feeds)
-    table = Table("metric", "precision", "recall", "F1")
-    for name, prf in (("pairwise", score.pairwise), ("B-cubed", score.bcubed)):
-        table.add_row(name, f"{prf.precision:.3f}", f"{prf.recall:.3f}", f"{prf.f1:.3f}")
-    out.print(table)
-    if score.missing:
-        console.print(
-            f"[yellow]{score.missing} gold article(s) not found in the warehouse[/yellow]"
+    scores = evaluate(gold, settings, feeds)
+    table = Table(
+        "signal", "pairwise P", "pairwise R", "pairwise F1", "B³ P", "B³ R", "B³ F1", "events"
+    )
+    for name, score in scores.items():
+        p, b = score.pairwise, score.bcubed
+        table.add_row(
+            name + (" (stored events)" if name == "warehouse" else ""),
+            *(f"{x:.3f}" for x in (p.precision, p.recall, p.f1, b.precision, b.recall, b.f1)),
+            str(score.events),
         )
-    out.print(score.summary_line(), highlight=False)
+    out.print(table)
+    chosen = scores[signal]
+    if chosen.missing:
+        console.print(
+            f"[yellow]{chosen.missing} gold article(s) not found in the warehouse[/yellow]"
+        )
+    out.print(chosen.summary_line(), highlight=False)
+
+
+@eval_app.command("translation")
+def eval_translation(
+    pairs: Annotated[Path, typer.Option("--pairs", help="TSV: src_lang, source, reference")],
+) -> None:
+    """BLEU and chrF (sacrebleu) per language pair and engine."""
+    from pipeline.eval.translation import PairsFileError, evaluate_translation
+
+    try:
+        scores = evaluate_translation(pairs, _settings())
+    except PairsFileError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    table = Table("pair", "engine", "sentences", "translated", "BLEU", "chrF", "flagged", "s")
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    for sc in scores:
+        table.add_row(
+            sc.pair,
+            sc.engine,
+            str(sc.sentences),
+            str(sc.translated),
+            fmt(sc.bleu),
+            fmt(sc.chrf),
+            str(sc.flagged),
+            fmt(sc.seconds),
+        )
+    out.print(table)
 
 
 if __name__ == "__main__":  # pragma: no cover

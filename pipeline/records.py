@@ -94,6 +94,8 @@ class Translation:
     source_sha256: str
     engine: str = "transformers"
     flagged: str = ""  # guard flag ("repetition", "empty", "length_ratio"), "" when clean
+    revision: str = ""  # registry revision the model was loaded at
+    decoding: str = ""  # JSON of the decoding options, so the row can be reproduced
 
 
 @dataclass(frozen=True)

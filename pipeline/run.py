@@ -74,6 +74,7 @@ def step_load_articles(
     articles: Sequence[Article],
     result: StageResult | None = None,
 ) -> StageResult:
+    t0 = time.perf_counter()
     res = StageResult("load")
     warehouse.upsert_outlets(con, outlets)
     loaded = warehouse.load_articles(con, articles)
@@ -83,6 +84,7 @@ def step_load_articles(
     res.add("edited", len(loaded.edited))
     res.add("unchanged", loaded.unchanged)
     res.add("duplicates", loaded.duplicates)
+    res.seconds = time.perf_counter() - t0
     return res
 
 
@@ -90,9 +92,11 @@ def step_segment(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageRes
     """Segment every article that has no segments yet (new or edited articles)."""
     from pipeline.segment import segment_articles
 
+    t0 = time.perf_counter()
     articles = warehouse.articles_without_segments(con)
     segments, result = segment_articles(articles)
     warehouse.load_segments(con, segments)
+    result.seconds = time.perf_counter() - t0
     return result
 
 
@@ -108,15 +112,18 @@ def step_translate(
 
     pending = warehouse.segments_without_translation(con)
     cache = DuckDBTranslationCache(con)
+    t0 = time.perf_counter()
     translations, result = translate_segments(pending, settings, cache, progress=progress)
     warehouse.load_translations(con, translations)
+    result.seconds = time.perf_counter() - t0
     return result
 
 
 def step_align(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult:
     """Assign articles not yet in an event; articles already placed keep their event."""
     from pipeline.align.events import align_events
-    from pipeline.align.vectors import embed_articles, get_embedder
+    from pipeline.align.vector_cache import embed_articles
+    from pipeline.align.vectors import get_embedder
 
     t0 = time.perf_counter()
     articles = warehouse.fetch_articles(con)
@@ -137,7 +144,10 @@ def step_link(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult
     from pipeline.align.sentences import link_events
     from pipeline.align.vectors import get_embedder
 
-    return link_events(con, None, get_embedder(settings.align.embedder))
+    t0 = time.perf_counter()
+    result = link_events(con, None, get_embedder(settings.align.embedder))
+    result.seconds = time.perf_counter() - t0
+    return result
 
 
 def run_all(

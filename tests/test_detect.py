@@ -98,18 +98,18 @@ def test_deterministic_across_calls_and_threads() -> None:
     text = "Breaking news from Gaza and Cairo today"
     first = detect_language(ENGLISH + " " + text)
     assert all(detect_language(ENGLISH + " " + text) == first for _ in range(20))
-    results: list[LangGuess] = []
+    results: dict[int, list[LangGuess]] = {}
 
-    def work() -> None:
-        results.extend(detect_language(t) for t in (ENGLISH, FRENCH, PERSIAN, text))
+    def work(n: int) -> None:
+        results[n] = [detect_language(t) for t in (ENGLISH, FRENCH, PERSIAN, text)]
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     expected = [detect_language(t) for t in (ENGLISH, FRENCH, PERSIAN, text)]
-    assert [results[i : i + 4] for i in range(0, 16, 4)] == [expected] * 4
+    assert [results[n] for n in range(4)] == [expected] * 4
 
 
 def test_detect_paragraphs_follows_each_paragraph() -> None:

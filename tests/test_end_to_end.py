@@ -139,3 +139,18 @@ def test_without_models_everything_else_runs(
     with warehouse.open_warehouse(replace(settings, models_dir=tiny_models_dir)) as con:
         step_translate(con, replace(settings, models_dir=tiny_models_dir))
         assert warehouse_summary(con)["pending"] == 0
+
+
+def test_rebuild_gives_the_incremental_result(with_models) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.run import step_align
+
+    settings, _, _ = with_models
+    query = "SELECT event_id, article_id FROM event_articles ORDER BY ALL"
+    with warehouse.open_warehouse(settings) as con:
+        before = con.execute(query).fetchall()
+        labels = con.execute("SELECT event_id, label FROM events ORDER BY ALL").fetchall()
+        assert warehouse.clear_events(con) == len(before)
+        assert warehouse.table_counts(con, ["events"])["events"] == 0
+        step_align(con, settings)
+        assert con.execute(query).fetchall() == before
+        assert con.execute("SELECT event_id, label FROM events ORDER BY ALL").fetchall() == labels

@@ -56,7 +56,8 @@ def test_registry_has_both_pairs() -> None:
     he = registry["he"]
     assert (he.pair, he.src, he.tgt, he.hf_id) == ("he-en", "he", "en", HE_ID)
     assert registry["ar"].hf_id == "Helsinki-NLP/opus-mt-ar-en"
-    assert all(s.engine == "transformers" and s.revision for s in registry.values())
+    assert all(s.engine == "ctranslate2" and s.revision for s in registry.values())
+    assert all(s.quantization == "int8" for s in registry.values())
     assert model_folder(Path("/m"), he) == Path("/m/Helsinki-NLP--opus-mt-he-en")
 
 
@@ -147,7 +148,7 @@ def test_list_models_reports_presence_and_size(tmp_path: Path, _tiny_models: Pat
     assert (he.hf_id, he.revision, he.engine) == (
         HE_ID,
         load_registry(REGISTRY)["he"].revision,
-        "transformers",
+        "ctranslate2",
     )
 
 

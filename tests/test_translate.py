@@ -15,6 +15,7 @@ from pipeline.settings import PROJECT_ROOT, Settings, TranslateSettings, load_se
 from pipeline.translate import translate_segments
 from pipeline.translate.cache import DuckDBTranslationCache
 from pipeline.translate.engines import Engine, MarianEngine, plan_batches
+from pipeline.translate.guard import check_translation
 from pipeline.translate.registry import load_registry, model_folder
 
 HE = [
@@ -27,10 +28,8 @@ EN = ["The army announced the operation.", "Police published the report."]
 
 
 @pytest.fixture(scope="session")
-def _tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.tiny_marian import make_models_dir
-
-    return make_models_dir(tmp_path_factory.mktemp("tiny-models"))
+def _tiny_models(tiny_models_dir: Path) -> Path:
+    return tiny_models_dir
 
 
 def _settings(tmp_path: Path, models_dir: Path) -> Settings:
@@ -73,9 +72,9 @@ class CountingEngine:
         self.engine_name = inner.engine_name
         self.calls: list[list[str]] = []
 
-    def translate(self, sentences: list[str]) -> list[str]:
+    def translate(self, sentences: list[str], *, num_beams: int | None = None) -> list[str]:
         self.calls.append(list(sentences))
-        return self.inner.translate(sentences)
+        return self.inner.translate(sentences, num_beams=num_beams)
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +99,9 @@ def test_mixed_batch_translates_he_ar_and_passes_en(tmp_path: Path, _tiny_models
         if seg.lang in ("he", "ar"):
             t = by_key[(seg.article_id, seg.seg_no)]
             assert t.model_id == f"Helsinki-NLP/opus-mt-{seg.lang}-en"
-            assert t.engine == "transformers" and t.flagged == ""
+            assert t.engine == "ctranslate2"  # the registry's engine: the fast path by default
+            # The guard's verdict on what was kept (the random tiny model often loops).
+            assert t.flagged == check_translation(seg.text, t.text_en)
             assert t.source_sha256 == sha256_text(seg.text)
             assert t.text_en.strip() and t.text_en != seg.text
         elif seg.lang == "en":
@@ -111,7 +112,11 @@ def test_mixed_batch_translates_he_ar_and_passes_en(tmp_path: Path, _tiny_models
     assert [(t.article_id, t.seg_no) for t in rows] == [
         (s.article_id, s.seg_no) for s in segs if s.lang in ("he", "ar", "en")
     ]
-    assert result.counts == {
+    flagged = sum(1 for t in rows if t.flagged)
+    assert result.counts["flagged"] == flagged and result.counts["retried"] >= flagged
+    assert {
+        k: v for k, v in result.counts.items() if k not in ("flagged", "retried", "retry_ms")
+    } == {
         "passthrough": 2,
         "cache_hits": 0,
         "translated": 6,
@@ -144,7 +149,7 @@ def test_second_call_is_served_from_cache(
     second, r2 = translate_segments(_mixed(), settings, cache, engines=dict[str, Engine](counting))
     assert all(not e.calls for e in counting.values())
     assert r2.counts["cache_hits"] == 6 and r2.counts["translated"] == 0
-    assert second == first
+    assert [replace(t, decoding="") for t in second] == [replace(t, decoding="") for t in first]
 
 
 def test_cache_round_trip_keeps_first_text() -> None:
@@ -163,7 +168,9 @@ def test_identical_sentences_translated_once(
     segs = _segments("art-1", HE, "he") + _segments("art-2", [HE[0], "משפט אחר לגמרי."], "he")
     counting = CountingEngine(_engines["he"])
     rows, result = translate_segments(segs, settings, _cache(), engines={"he": counting})
-    assert counting.calls == [[*HE, "משפט אחר לגמרי."]]
+    # One call for the distinct sentences; a second only for those the guard sent back.
+    assert counting.calls[0] == [*HE, "משפט אחר לגמרי."]
+    assert len(counting.calls) <= 2 and set(counting.calls[-1]) <= set(counting.calls[0])
     assert result.counts["translated"] == 4 and result.counts["deduplicated"] == 1
     by_key = {(t.article_id, t.seg_no): t.text_en for t in rows}
     assert by_key[("art-1", 0)] == by_key[("art-2", 0)]

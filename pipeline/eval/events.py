@@ -94,8 +94,11 @@ def match_gold(
     return g, p, missing
 
 
-def score_warehouse(con: duckdb.DuckDBPyConnection, gold: dict[str, str]) -> EventScore:
-    g, p, missing = match_gold(gold, predicted_events(con))
+SIGNALS = ("lexical", "semantic", "hybrid")
+
+
+def _score(gold: dict[str, str], predicted: dict[str, str]) -> EventScore:
+    g, p, missing = match_gold(gold, predicted)
     return EventScore(
         pairwise=pairwise_scores(g, p),
         bcubed=bcubed_scores(g, p),
@@ -103,6 +106,42 @@ def score_warehouse(con: duckdb.DuckDBPyConnection, gold: dict[str, str]) -> Eve
         events=len(set(p.values())),
         missing=missing,
     )
+
+
+def score_warehouse(con: duckdb.DuckDBPyConnection, gold: dict[str, str]) -> EventScore:
+    """Score the events the pipeline stored."""
+    return _score(gold, predicted_events(con))
+
+
+def realign(con: duckdb.DuckDBPyConnection, settings: Settings, signal: str) -> dict[str, str]:
+    """Cluster the warehouse's articles from scratch with one signal, without writing anything.
+
+    `lexical`: TF-IDF on English text only; `semantic`: multilingual vectors of the originals
+    only; `hybrid`: both, as the pipeline runs.
+    """
+    from pipeline.align.events import align_events
+    from pipeline.align.vector_cache import embed_articles
+    from pipeline.align.vectors import get_embedder
+
+    if signal not in SIGNALS:
+        raise ValueError(f"unknown signal {signal!r}; choose one of {', '.join(SIGNALS)}")
+    articles = warehouse.fetch_articles(con)
+    english = warehouse.english_text(con) if signal != "semantic" else {}
+    vectors = {}
+    if signal != "lexical":
+        embedder = get_embedder(settings.align.embedder)
+        if embedder is not None:
+            vectors = embed_articles(articles, embedder, con, store=False)
+    _, assignments, _ = align_events(articles, english, vectors, settings.align)
+    event_of = {a.article_id: a.event_id for a in assignments}
+    return {a.url: event_of.get(a.article_id, "solo:" + a.article_id) for a in articles}
+
+
+def score_signals(
+    con: duckdb.DuckDBPyConnection, gold: dict[str, str], settings: Settings
+) -> dict[str, EventScore]:
+    """Each signal alone and the hybrid, so a change to the similarity shows what it bought."""
+    return {sig: _score(gold, realign(con, settings, sig)) for sig in SIGNALS}
 
 
 def align_feeds_folder(feeds_dir: Path, settings: Settings, scratch: Path) -> Settings:
@@ -130,12 +169,16 @@ def align_feeds_folder(feeds_dir: Path, settings: Settings, scratch: Path) -> Se
     return scratch_settings
 
 
-def evaluate(gold_path: Path, settings: Settings, feeds_dir: Path | None = None) -> EventScore:
+def evaluate(
+    gold_path: Path, settings: Settings, feeds_dir: Path | None = None
+) -> dict[str, EventScore]:
+    """Scores of each signal (`lexical`, `semantic`, `hybrid`) and of the stored events
+    (`warehouse`), on the warehouse or on a folder of saved feeds."""
     gold = read_gold(gold_path)
     if feeds_dir is None:
         with warehouse.open_warehouse(settings, read_only=True) as con:
-            return score_warehouse(con, gold)
+            return {**score_signals(con, gold, settings), "warehouse": score_warehouse(con, gold)}
     with tempfile.TemporaryDirectory(prefix="parallax-eval-") as tmp:
         scratch = align_feeds_folder(feeds_dir, settings, Path(tmp))
         with warehouse.open_warehouse(scratch, read_only=True) as con:
-            return score_warehouse(con, gold)
+            return {**score_signals(con, gold, scratch), "warehouse": score_warehouse(con, gold)}

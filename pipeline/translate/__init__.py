@@ -1,16 +1,19 @@
 """Translate stage: Hebrew and Arabic sentences to English; English passes through.
 
-Cache first (by sentence hash and model), translate only the misses, once per distinct sentence.
-A missing model leaves its segments pending with one warning; it never stops the run. Nothing heavy
-is imported here: torch loads only when a sentence actually needs a model.
+Cache first (by sentence hash and model), translate only the misses, once per distinct sentence,
+in chunks so memory stays flat on a large backlog; every output goes through the trust guard
+(a degenerate one is retried with beam search, then flagged). A missing model or converted copy
+leaves its segments pending with one warning; it never stops the run. Nothing heavy is imported
+here: torch or ctranslate2 load only when a sentence actually needs a model.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.records import Segment, StageResult, Translation, sha256_text
 from pipeline.settings import Settings
@@ -18,15 +21,17 @@ from pipeline.settings import Settings
 if TYPE_CHECKING:
     from pipeline.translate.cache import TranslationCache
     from pipeline.translate.engines import Engine
+    from pipeline.translate.meta import TranslationMeta
     from pipeline.translate.registry import ModelSpec
 
-__all__ = ["IDENTITY_MODEL_ID", "translate_segments"]
+__all__ = ["CHUNK_SENTENCES", "IDENTITY_MODEL_ID", "translate_segments"]
 
 log = logging.getLogger(__name__)
 
 IDENTITY_MODEL_ID = "identity"
 PASSTHROUGH_LANGS: frozenset[str] = frozenset({"en"})
 STAGE = "translate"
+CHUNK_SENTENCES = 2048  # distinct sentences per engine call: bounds memory, paces progress
 
 
 def _engine_for(spec: ModelSpec, settings: Settings, engines: dict[str, Engine]) -> Engine | None:
@@ -43,7 +48,10 @@ def _engine_for(spec: ModelSpec, settings: Settings, engines: dict[str, Engine])
         return None
     try:
         engine = load_engine(spec, folder, settings.translate)
-    except (EngineError, OSError, ValueError, RuntimeError) as exc:
+    except EngineError as exc:  # engine unknown, or no converted copy: the message names the fix
+        log.warning("%s Its segments stay pending.", exc)
+        return None
+    except (OSError, ValueError, RuntimeError) as exc:
         log.warning(
             "%s Its segments stay pending.",
             describe_problems(spec, folder, [f"loading failed: {exc}"]),
@@ -51,6 +59,61 @@ def _engine_for(spec: ModelSpec, settings: Settings, engines: dict[str, Engine])
         return None
     engines[spec.src] = engine
     return engine
+
+
+def _options(
+    engine: Engine | None, engine_name: str, settings: Settings, num_beams: int | None
+) -> dict[str, Any]:
+    from pipeline.translate.engines import decoding_options
+
+    opts = getattr(engine, "options", None)
+    if callable(opts):
+        return dict(opts(num_beams))
+    return decoding_options(engine_name, settings.translate, num_beams=num_beams)
+
+
+def _translate_chunk(
+    engine: Engine, texts: dict[str, str], result: StageResult
+) -> tuple[dict[str, str], dict[str, str], set[str]]:
+    """English and guard flag per hash; the hashes retried with beam search."""
+    from pipeline.translate.guard import RETRY_BEAMS, check_translation
+
+    english = dict(zip(texts, engine.translate(list(texts.values())), strict=True))
+    flags = {h: check_translation(texts[h], english[h]) for h in texts}
+    suspect = [h for h, f in flags.items() if f]
+    if not suspect:
+        return english, flags, set()
+    result.add("retried", len(suspect))
+    started = time.monotonic()
+    retried = engine.translate([texts[h] for h in suspect], num_beams=RETRY_BEAMS)
+    result.add("retry_ms", int((time.monotonic() - started) * 1000))
+    for h, text in zip(suspect, retried, strict=True):
+        english[h] = text
+        flags[h] = check_translation(texts[h], text)
+    return english, flags, set(suspect)
+
+
+def _record(
+    seg: Segment,
+    spec: ModelSpec,
+    text_en: str,
+    h: str,
+    engine: str,
+    flag: str,
+    meta: TranslationMeta,
+) -> Translation:
+    values: dict[str, Any] = {
+        "article_id": seg.article_id,
+        "seg_no": seg.seg_no,
+        "model_id": spec.hf_id,
+        "text_en": text_en,
+        "source_sha256": h,
+        "engine": engine,
+        "flagged": flag,
+        "revision": meta.revision,
+        "decoding": meta.decoding,
+    }
+    return Translation(**values)
 
 
 def translate_segments(
@@ -65,14 +128,23 @@ def translate_segments(
 
     Counts: passthrough (English), cache_hits, translated (distinct sentences sent to a model),
     deduplicated (repeats of a sentence translated in this call), pending (no usable model, or
-    the engine failed), untranslatable (languages without a model). ``progress`` gets
-    (sentences done, sentences to do) after each model's work.
+    the engine failed), untranslatable (languages without a model), retried (sentences the guard
+    sent back for beam search), flagged (rows whose translation the guard flags, cached or new),
+    retry_ms (milliseconds spent on those retries).
+    ``progress`` gets (segments done, segments to do) after each chunk. Each non-identity row
+    carries its model revision, engine and decoding options, so it can be reproduced.
     """
+    from pipeline.translate.guard import RETRY_BEAMS, check_translation
+    from pipeline.translate.meta import TranslationMeta, decoding_json
+
     started = time.monotonic()
     result = StageResult(STAGE)
     for key in ("passthrough", "cache_hits", "translated", "deduplicated", "pending"):
         result.counts[key] = 0
     result.counts["untranslatable"] = 0
+    result.counts["retried"] = 0
+    result.counts["flagged"] = 0
+    result.counts["retry_ms"] = 0  # time spent on guard retries (beam search)
     out: dict[tuple[str, int], Translation] = {}
 
     by_lang: dict[str, list[Segment]] = {}
@@ -92,6 +164,7 @@ def translate_segments(
 
     registry: dict[str, ModelSpec] = {}
     if by_lang:
+        from pipeline.translate.engines import engine_name_for
         from pipeline.translate.registry import load_registry
 
         registry = load_registry(settings.registry_path)
@@ -105,55 +178,80 @@ def translate_segments(
             result.add("untranslatable", len(segs))
             continue
         hashes = [sha256_text(s.text) for s in segs]
+        uses = Counter(hashes)
         cached = cache.get_many(spec.hf_id, hashes) if cache is not None else {}
-        texts: dict[str, str] = {}  # hash -> source text, distinct misses in first-seen order
+        sources: dict[str, str] = {}  # hash -> source text, first-seen order
         for seg, h in zip(segs, hashes, strict=True):
-            if h not in cached:
-                texts.setdefault(h, seg.text)
-
+            sources.setdefault(h, seg.text)
         # Blank sentences need no model (and would make one hallucinate).
-        fresh: dict[str, str] = {h: "" for h, text in texts.items() if not text.strip()}
-        texts = {h: text for h, text in texts.items() if h not in fresh}
-        engine_name = settings.translate.engine
-        engine = _engine_for(spec, settings, live_engines) if texts else None
+        fresh: dict[str, str] = {
+            h: "" for h, text in sources.items() if h not in cached and not text.strip()
+        }
+        misses = [h for h in sources if h not in cached and h not in fresh]
+        flags: dict[str, str] = {h: check_translation(sources[h], cached[h]) for h in cached}
+        flags.update({h: "" for h in fresh})
+        retried: set[str] = set()
+        done += sum(uses[h] for h in (*cached, *fresh))
+        engine_name = engine_name_for(spec, settings.translate)
+        engine = _engine_for(spec, settings, live_engines) if misses else None
         if engine is not None:
             engine_name = engine.engine_name
-            try:
-                english = engine.translate(list(texts.values()))
-            except Exception:  # one model failing must not take down the batch
-                log.exception("translation with %s failed; segments stay pending", spec.hf_id)
-            else:
-                fresh.update(zip(texts, english, strict=True))
-                if cache is not None:
-                    cache.put_many(
-                        spec.hf_id,
-                        [(h, texts[h], fresh[h]) for h in texts],
-                        engine=engine_name,
-                    )
+        for start in range(0, len(misses), CHUNK_SENTENCES):
+            chunk = {h: sources[h] for h in misses[start : start + CHUNK_SENTENCES]}
+            if engine is not None:
+                try:
+                    english, chunk_flags, chunk_retried = _translate_chunk(engine, chunk, result)
+                except Exception:  # one model failing must not take down the batch
+                    log.exception("translation with %s failed; segments stay pending", spec.hf_id)
+                    engine = None
+                else:
+                    fresh.update(english)
+                    flags.update(chunk_flags)
+                    retried |= chunk_retried
+                    if cache is not None:
+                        cache.put_many(
+                            spec.hf_id,
+                            [(h, chunk[h], english[h]) for h in chunk],
+                            engine=engine_name,
+                        )
+            done += sum(uses[h] for h in chunk)
+            if progress is not None:
+                progress(done, todo)
 
+        base = _options(engine, engine_name, settings, None)
+        metas = {
+            "new": TranslationMeta(spec.hf_id, spec.revision, engine_name, decoding_json(base)),
+            "retry": TranslationMeta(
+                spec.hf_id,
+                spec.revision,
+                engine_name,
+                decoding_json(
+                    {**_options(engine, engine_name, settings, RETRY_BEAMS), "retry": True}
+                ),
+            ),
+            "cached": TranslationMeta(
+                spec.hf_id, spec.revision, engine_name, decoding_json({**base, "cached": True})
+            ),
+        }
         seen: set[str] = set()
         for seg, h in zip(segs, hashes, strict=True):
             if h in cached:
-                text_en = cached[h]
+                text_en, kind = cached[h], "cached"
                 result.add("cache_hits")
             elif h in fresh:
-                text_en = fresh[h]
+                text_en, kind = fresh[h], "retry" if h in retried else "new"
                 result.add("deduplicated" if h in seen else "translated")
                 seen.add(h)
             else:
                 result.add("pending")
                 continue
-            out[(seg.article_id, seg.seg_no)] = Translation(
-                article_id=seg.article_id,
-                seg_no=seg.seg_no,
-                model_id=spec.hf_id,
-                text_en=text_en,
-                source_sha256=h,
-                engine=engine_name,
-                flagged="",
+            row_meta = metas[kind]
+            if flags[h]:
+                result.add("flagged")
+            out[(seg.article_id, seg.seg_no)] = _record(
+                seg, spec, text_en, h, engine_name, flags[h], row_meta
             )
-        done += len(segs)
-        if progress is not None:
+        if progress is not None and not misses:
             progress(done, todo)
 
     order = {(s.article_id, s.seg_no): n for n, s in enumerate(segments)}
