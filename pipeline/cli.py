@@ -25,7 +25,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 models_app = typer.Typer(no_args_is_help=True, help="Translation models: download, list.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate alignment and translation.")
 app.add_typer(models_app, name="models")
+airflow_app = typer.Typer(no_args_is_help=True, help="Airflow deployment helpers.")
 app.add_typer(eval_app, name="eval")
+app.add_typer(airflow_app, name="airflow")
 
 console = Console(stderr=True)
 out = Console()
@@ -161,6 +163,24 @@ def demo(
         soft_wrap=True,
         highlight=False,
     )
+
+
+@app.command("serve-sample")
+def serve_sample(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8765,
+) -> None:
+    """Serve the bundled sample outlets on 127.0.0.1 until interrupted (for `parallax run`
+    and the Airflow DAGs, whose default outlets point there)."""
+    from pipeline.sample_server import serve_samples
+
+    settings = _settings()
+    with serve_samples(settings.samples_dir / "site", port=port) as base:
+        console.print(f"sample outlets served at {base}; Ctrl-C stops")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
 
 
 @app.command()
@@ -390,6 +410,19 @@ def eval_events(
             f"[yellow]{chosen.missing} gold article(s) not found in the warehouse[/yellow]"
         )
     out.print(chosen.summary_line(), highlight=False)
+
+
+@airflow_app.command("init")
+def airflow_init(
+    translate_slots: Annotated[
+        int | None, typer.Option(help="Slots of the parallax_translate pool")
+    ] = None,
+) -> None:
+    """Create the Airflow pools the DAGs use (run after `airflow db migrate`)."""
+    from pipeline.airflow_setup import ensure_pools
+
+    for pool in ensure_pools(translate_slots):
+        out.print(f"pool {pool.name}: {pool.slots} slot(s)")
 
 
 @eval_app.command("translation")

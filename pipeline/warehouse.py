@@ -187,26 +187,38 @@ def load_articles(
     An edited article (same URL, new text hash) keeps its earlier text in `article_versions`;
     its segments and translations are dropped so the later stages re-derive them.
     """
+    from pipeline.ingest.dedupe import text_key
+
     seen_at = seen_at or datetime.now(UTC)
     existing = {
         r[0]: (r[1], r[2])
         for r in con.execute("SELECT article_id, text_sha256, version FROM articles").fetchall()
     }
+    # Page texts are keyed by their hash; feed texts (short summaries) with their title too.
     known_texts = {
         (r[0], r[1]): r[2]
-        for r in con.execute("SELECT outlet_id, text_sha256, article_id FROM articles").fetchall()
+        for r in con.execute(
+            "SELECT outlet_id, text_sha256, article_id FROM articles WHERE text_source <> 'feed'"
+        ).fetchall()
     }
+    feed_ids = [
+        r[0]
+        for r in con.execute(
+            "SELECT article_id FROM articles WHERE text_source = 'feed'"
+        ).fetchall()
+    ]
+    known_texts.update({text_key(a): a.article_id for a in fetch_articles(con, feed_ids)})
     new: list[Article] = []
     edited: list[tuple[Article, int]] = []
     unchanged = duplicates = 0
     for art in articles:
         prior = existing.get(art.article_id)
         if prior is None:
-            owner = known_texts.get((art.outlet_id, art.text_sha256))
+            owner = known_texts.get(text_key(art))
             if owner is not None and owner != art.article_id:
                 duplicates += 1
                 continue
-            known_texts[(art.outlet_id, art.text_sha256)] = art.article_id
+            known_texts[text_key(art)] = art.article_id
             existing[art.article_id] = (art.text_sha256, 1)
             new.append(art)
         elif prior[0] != art.text_sha256:

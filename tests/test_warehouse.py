@@ -155,3 +155,17 @@ def _hold_lock(path: str, ready, release) -> None:  # type: ignore[no-untyped-de
     ready.set()
     release.wait(30)
     con.close()
+
+
+def test_feed_items_sharing_a_summary_are_kept_apart(settings: Settings) -> None:
+    from pipeline.ingest.dedupe import dedupe_articles
+
+    summary = "Live updates from the region."
+    a = replace(_article("http://127.0.0.1/a", summary), text_source="feed", title="Aleppo")
+    b = replace(_article("http://127.0.0.1/b", summary), text_source="feed", title="Idlib")
+    same = replace(_article("http://127.0.0.1/c", summary), text_source="feed", title="Aleppo")
+    kept, dropped = dedupe_articles([a, b, same])
+    assert [x.url for x in kept] == [a.url, b.url] and dropped == 1
+    with warehouse.open_warehouse(settings) as con:
+        assert len(warehouse.load_articles(con, [a, b]).new) == 2
+        assert warehouse.load_articles(con, [same]).duplicates == 1

@@ -42,6 +42,11 @@ def read_gold(path: Path) -> dict[str, str]:
         if not reader.fieldnames or {"url", "event"} - set(reader.fieldnames):
             raise ValueError(f"{path}: expected a header with columns url,event")
         for row in reader:
+            if row.get(None):  # csv.DictReader puts surplus fields under None
+                raise ValueError(
+                    f"{path}: line {reader.line_num}: more than 2 fields; quote URLs that "
+                    'contain commas ("https://example.org/0,7340,L-1,00.html")'
+                )
             gold[row["url"].strip()] = row["event"].strip()
     return gold
 

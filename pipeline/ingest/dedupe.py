@@ -5,7 +5,9 @@ Two rules, both keeping the first occurrence:
 - the same ``article_id`` (the same canonical URL: one article reached through two feeds or two
   tracking links) is one article;
 - the same text (``text_sha256``) under two URLs *of the same outlet* is one article published
-  twice (print and web paths, a section and a tag page).
+  twice (print and web paths, a section and a tag page). For text taken from the feed (a
+  summary, often shared by live-blog updates or an outlet's boilerplate) the title must match
+  too: different headlines over one summary are different items.
 
 The same text from *different* outlets is kept: wire copy (AP, Reuters, AFP) republished by many
 outlets is still each outlet's coverage, and which outlets ran a story is what comparison counts.
@@ -15,9 +17,16 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.records import Article
+from pipeline.records import Article, sha256_text
 
 logger = logging.getLogger(__name__)
+
+
+def text_key(article: Article) -> tuple[str, str]:
+    """What makes two URLs of one outlet the same article (see the module docstring)."""
+    if article.text_source == "feed":
+        return article.outlet_id, sha256_text(f"{article.title}\n{article.text}")
+    return article.outlet_id, article.text_sha256
 
 
 def dedupe_articles(articles: list[Article]) -> tuple[list[Article], int]:
@@ -26,14 +35,14 @@ def dedupe_articles(articles: list[Article]) -> tuple[list[Article], int]:
     seen_texts: set[tuple[str, str]] = set()
     kept: list[Article] = []
     for article in articles:
-        text_key = (article.outlet_id, article.text_sha256)
+        key = text_key(article)
         if article.article_id in seen_ids:
             logger.debug("duplicate URL dropped: %s", article.url)
             continue
-        if text_key in seen_texts:
+        if key in seen_texts:
             logger.debug("duplicate text in %s dropped: %s", article.outlet_id, article.url)
             continue
         seen_ids.add(article.article_id)
-        seen_texts.add(text_key)
+        seen_texts.add(key)
         kept.append(article)
     return kept, len(articles) - len(kept)

@@ -1,0 +1,56 @@
+"""Group articles into cross-outlet, cross-language events whenever translations land.
+
+Alignment reads every article with its English text and writes events, so it runs in the
+one-slot `parallax_warehouse` pool; articles already placed keep their event, so a re-run adds
+nothing. Completing it updates the events asset for whatever consumes events downstream.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, dag, task
+
+TRANSLATIONS = Asset("parallax://warehouse/translations")
+EVENTS = Asset("parallax://warehouse/events")
+WAREHOUSE_POOL = os.environ.get("PARALLAX_WAREHOUSE_POOL", "parallax_warehouse")
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "parallax",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+
+@dag(
+    dag_id="parallax_align",
+    schedule=[TRANSLATIONS],
+    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["parallax", "align"],
+    doc_md=__doc__,
+)
+def parallax_align() -> None:
+    @task(pool=WAREHOUSE_POOL, outlets=[EVENTS])
+    def align() -> dict[str, int]:
+        """Assign articles not yet in an event and write the events."""
+        from pipeline import warehouse
+        from pipeline.run import step_align
+        from pipeline.settings import load_settings
+
+        settings = load_settings()
+        with warehouse.open_warehouse(settings) as con:
+            result = step_align(con, settings)
+            counts = warehouse.table_counts(con, ["events", "event_articles"])
+        return {**result.counts, **counts}
+
+    align()
+
+
+parallax_align()

@@ -1,0 +1,163 @@
+"""Translate pending Hebrew and Arabic segments to English whenever new articles are loaded.
+
+Split so the DuckDB file is held only for short reads and writes: `stage_pending` reads the
+pending segments and the cached translations of their sentences (warehouse pool), `translate` runs
+the models with no database open (its own pool, sized to the machine or GPU workers), and
+`load` writes translations and new cache entries back (warehouse pool). A model missing from
+the models folder leaves its segments pending, never fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, dag, get_current_context, task
+
+ARTICLES = Asset("parallax://warehouse/articles")
+TRANSLATIONS = Asset("parallax://warehouse/translations")
+WAREHOUSE_POOL = os.environ.get("PARALLAX_WAREHOUSE_POOL", "parallax_warehouse")
+TRANSLATE_POOL = os.environ.get("PARALLAX_TRANSLATE_POOL", "parallax_translate")
+TRANSLATE_QUEUE = os.environ.get("PARALLAX_TRANSLATE_QUEUE", "default")
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "parallax",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+
+@dataclass(frozen=True)
+class CacheRow:
+    """One translation-cache entry, staged between the tasks (the cache table's natural key)."""
+
+    model_id: str
+    source_sha256: str
+    source_text: str
+    text_en: str
+    engine: str
+
+
+class StagedCache:
+    """The translation cache as `translate_segments` uses it, from rows read before the run.
+
+    Lookups answer from the snapshot; new entries are collected and staged for `load`, so the
+    model work needs no open warehouse.
+    """
+
+    def __init__(self, rows: list[CacheRow]) -> None:
+        self.known = {(r.model_id, r.source_sha256): r.text_en for r in rows}
+        self.new: list[CacheRow] = []
+
+    def get_many(self, model_id: str, hashes: list[str]) -> dict[str, str]:
+        return {h: self.known[(model_id, h)] for h in hashes if (model_id, h) in self.known}
+
+    def put_many(self, model_id: str, rows: list[tuple[str, str, str]], engine: str) -> None:
+        for h, src, en in rows:
+            if (model_id, h) not in self.known:
+                self.known[(model_id, h)] = en
+                self.new.append(CacheRow(model_id, h, src, en, engine))
+
+
+def _staging_path(kind: str) -> Any:
+    from pipeline import staging
+    from pipeline.settings import load_settings
+
+    ti = get_current_context()["ti"]
+    return staging.batch_path(
+        load_settings().staging_dir,
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        try_number=ti.try_number,
+        kind=kind,
+    )
+
+
+@dag(
+    dag_id="parallax_translate",
+    schedule=[ARTICLES],
+    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["parallax", "translate"],
+    doc_md=__doc__,
+)
+def parallax_translate() -> None:
+    @task(pool=WAREHOUSE_POOL)
+    def stage_pending() -> dict[str, Any]:
+        """Stage segments without a translation and the cache entries for their sentences."""
+        from pipeline import staging, warehouse
+        from pipeline.records import sha256_text
+        from pipeline.settings import load_settings
+
+        settings = load_settings()
+        with warehouse.open_warehouse(settings) as con:
+            segments = warehouse.segments_without_translation(con)
+            hashes = sorted({sha256_text(s.text) for s in segments})
+            rows = con.execute(
+                "SELECT model_id, source_sha256, source_text, text_en, engine "
+                "FROM translation_cache WHERE list_contains(?, source_sha256)",
+                [hashes],
+            ).fetchall()
+        seg_path, cache_path = _staging_path("segments"), _staging_path("cache")
+        staging.write_batch(seg_path, segments)
+        staging.write_batch(cache_path, [CacheRow(*r) for r in rows])
+        return {"segments": str(seg_path), "cache": str(cache_path), "pending": len(segments)}
+
+    @task(pool=TRANSLATE_POOL, queue=TRANSLATE_QUEUE)
+    def translate(pending: dict[str, Any]) -> dict[str, Any]:
+        """Run the models over the staged segments; no database is open here."""
+        from pathlib import Path
+
+        from pipeline import staging
+        from pipeline.records import Segment
+        from pipeline.settings import load_settings
+        from pipeline.translate import translate_segments
+
+        settings = load_settings()
+        segments = staging.read_batch(Path(pending["segments"]), Segment)
+        cache = StagedCache(staging.read_batch(Path(pending["cache"]), CacheRow))
+        # StagedCache implements the TranslationCache protocol (get_many / put_many).
+        translations, result = translate_segments(segments, settings, cache)
+        tr_path, cache_path = _staging_path("translations"), _staging_path("cache")
+        staging.write_batch(tr_path, translations)
+        staging.write_batch(cache_path, cache.new)
+        return {"translations": str(tr_path), "cache": str(cache_path), "counts": result.counts}
+
+    @task(pool=WAREHOUSE_POOL, outlets=[TRANSLATIONS])
+    def load(done: dict[str, Any]) -> dict[str, int]:
+        """Write translations and new cache entries; both are upserts by their natural keys."""
+        from pathlib import Path
+
+        from pipeline import staging, warehouse
+        from pipeline.records import Translation
+        from pipeline.settings import load_settings
+        from pipeline.translate.cache import DuckDBTranslationCache
+
+        settings = load_settings()
+        translations = staging.read_batch(Path(done["translations"]), Translation)
+        new_cache = staging.read_batch(Path(done["cache"]), CacheRow)
+        with warehouse.open_warehouse(settings) as con:
+            cache = DuckDBTranslationCache(con)
+            by_model: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+            for r in new_cache:
+                by_model.setdefault((r.model_id, r.engine), []).append(
+                    (r.source_sha256, r.source_text, r.text_en)
+                )
+            with warehouse.transaction(con):
+                for (model_id, engine), rows in by_model.items():
+                    cache.put_many(model_id, rows, engine=engine)
+            warehouse.load_translations(con, translations)
+            pending = int(con.execute("SELECT count(*) FROM pending_translations").fetchall()[0][0])
+        return {"translations": len(translations), "cached": len(new_cache), "pending": pending}
+
+    load(translate(stage_pending()))  # type: ignore[arg-type]
+
+
+parallax_translate()
