@@ -39,6 +39,8 @@ class TranslateSettings:
     batch_size: int = 32
     max_batch_tokens: int = 2048
     num_beams: int = 1
+    # Beam size for the guard's second try on degenerate output; 0 flags without retrying.
+    retry_beams: int = 4
     length_penalty: float = 1.0
     max_new_tokens: int = 256
     torch_threads: int = 0  # 0: leave torch's default

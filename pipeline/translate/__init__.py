@@ -73,19 +73,19 @@ def _options(
 
 
 def _translate_chunk(
-    engine: Engine, texts: dict[str, str], result: StageResult
+    engine: Engine, texts: dict[str, str], result: StageResult, retry_beams: int
 ) -> tuple[dict[str, str], dict[str, str], set[str]]:
     """English and guard flag per hash; the hashes retried with beam search."""
-    from pipeline.translate.guard import RETRY_BEAMS, check_translation
+    from pipeline.translate.guard import check_translation
 
     english = dict(zip(texts, engine.translate(list(texts.values())), strict=True))
     flags = {h: check_translation(texts[h], english[h]) for h in texts}
     suspect = [h for h, f in flags.items() if f]
-    if not suspect:
+    if not suspect or retry_beams <= 0:
         return english, flags, set()
     result.add("retried", len(suspect))
     started = time.monotonic()
-    retried = engine.translate([texts[h] for h in suspect], num_beams=RETRY_BEAMS)
+    retried = engine.translate([texts[h] for h in suspect], num_beams=retry_beams)
     result.add("retry_ms", int((time.monotonic() - started) * 1000))
     for h, text in zip(suspect, retried, strict=True):
         english[h] = text
@@ -134,7 +134,7 @@ def translate_segments(
     ``progress`` gets (segments done, segments to do) after each chunk. Each non-identity row
     carries its model revision, engine and decoding options, so it can be reproduced.
     """
-    from pipeline.translate.guard import RETRY_BEAMS, check_translation
+    from pipeline.translate.guard import check_translation
     from pipeline.translate.meta import TranslationMeta, decoding_json
 
     started = time.monotonic()
@@ -200,7 +200,9 @@ def translate_segments(
             chunk = {h: sources[h] for h in misses[start : start + CHUNK_SENTENCES]}
             if engine is not None:
                 try:
-                    english, chunk_flags, chunk_retried = _translate_chunk(engine, chunk, result)
+                    english, chunk_flags, chunk_retried = _translate_chunk(
+                        engine, chunk, result, settings.translate.retry_beams
+                    )
                 except Exception:  # one model failing must not take down the batch
                     log.exception("translation with %s failed; segments stay pending", spec.hf_id)
                     engine = None
@@ -226,7 +228,10 @@ def translate_segments(
                 spec.revision,
                 engine_name,
                 decoding_json(
-                    {**_options(engine, engine_name, settings, RETRY_BEAMS), "retry": True}
+                    {
+                        **_options(engine, engine_name, settings, settings.translate.retry_beams),
+                        "retry": True,
+                    }
                 ),
             ),
             "cached": TranslationMeta(

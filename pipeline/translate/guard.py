@@ -15,7 +15,6 @@ from dataclasses import dataclass
 __all__ = ["FLAGS", "GuardLimits", "check_translation", "repetition_loop"]
 
 FLAGS: tuple[str, ...] = ("empty", "repetition", "length_ratio")
-RETRY_BEAMS = 4
 
 
 @dataclass(frozen=True)
