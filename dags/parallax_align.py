@@ -37,7 +37,7 @@ DEFAULT_ARGS: dict[str, Any] = {
     doc_md=__doc__,
 )
 def parallax_align() -> None:
-    @task(pool=WAREHOUSE_POOL, outlets=[EVENTS])
+    @task(pool=WAREHOUSE_POOL)
     def align() -> dict[str, int]:
         """Assign articles not yet in an event and write the events."""
         from pipeline import warehouse
@@ -50,7 +50,20 @@ def parallax_align() -> None:
             counts = warehouse.table_counts(con, ["events", "event_articles"])
         return {**result.counts, **counts}
 
-    align()
+    @task(pool=WAREHOUSE_POOL, outlets=[EVENTS])
+    def link(_: dict[str, int]) -> dict[str, int]:
+        """Sentence links, divergences and unique statements inside the events."""
+        from pipeline import warehouse
+        from pipeline.run import step_link
+        from pipeline.settings import load_settings
+
+        settings = load_settings()
+        with warehouse.open_warehouse(settings) as con:
+            result = step_link(con, settings)
+            counts = warehouse.table_counts(con, ["segment_links", "divergences"])
+        return {**result.counts, **counts}
+
+    link(align())
 
 
 parallax_align()

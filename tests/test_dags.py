@@ -42,6 +42,8 @@ TABLES = (
     "translation_cache",
     "events",
     "event_articles",
+    "segment_links",
+    "divergences",
     "rejects",
 )
 
@@ -163,7 +165,9 @@ def test_dags_parse_fast_with_nothing_heavy(tmp_path: Path) -> None:
     assert translate["load"]["outlets"] == ["parallax://warehouse/translations"]
     assert "parallax://warehouse/articles" in res["dags"]["parallax_translate"]["schedule"]
     assert "parallax://warehouse/translations" in res["dags"]["parallax_align"]["schedule"]
-    assert res["dags"]["parallax_align"]["tasks"]["align"]["pool"] == "parallax_warehouse"
+    align = res["dags"]["parallax_align"]["tasks"]
+    assert align["align"]["pool"] == align["link"]["pool"] == "parallax_warehouse"
+    assert align["link"]["outlets"] == ["parallax://warehouse/events"]
 
 
 _DAG_TEST = """
@@ -234,6 +238,7 @@ def test_three_dags_end_to_end_twice(
     assert counts["segments"] > counts["articles"]
     assert counts["events"] >= 3
     assert counts["event_articles"] == counts["articles"]
+    assert counts["segment_links"] > 0 and counts["divergences"] > 0
     assert first["summary"]["pending"] == 0
     assert first["summary"]["translated"] > 0
     assert set(first["summary"]["languages"].split(",")) == {"he", "ar", "en"}
