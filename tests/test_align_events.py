@@ -294,3 +294,36 @@ def test_thresholds_resolve_per_language_pair() -> None:
         AlignSettings(thresholds={"default": 2.0, "same": 2.0, "cross": 2.0}),
     )
     assert len(stricter[0]) == len(ARTICLES)
+
+
+def test_existing_member_brings_an_event_back_into_the_window() -> None:
+    """An event that left the window and gets a member from `existing` is active again."""
+    rng = np.random.default_rng(3)
+    base, other = rng.standard_normal((2, 16))
+    start = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    founder = _article("founder", "wire", "en", start, "Founder", "x")
+    filler = _article("filler", "ledger", "en", start + timedelta(days=5), "Filler", "y")
+    late = _article("late", "ledger", "en", start + timedelta(days=10), "Late", "z")
+    follow = _article("follow", "haboker", "he", start + timedelta(days=10, hours=1), "F", "w")
+    vecs = {
+        founder.article_id: base / np.linalg.norm(base),
+        filler.article_id: other / np.linalg.norm(other),
+        late.article_id: base / np.linalg.norm(base),
+        follow.article_id: base / np.linalg.norm(base),
+    }
+    settings = AlignSettings()
+    _, first, _ = align_events([founder], {}, vecs, settings)
+    event = event_id_for(founder.article_id)
+    existing = [*first, EventArticle(event, late.article_id, 1.0)]  # placed by hand, say
+    # The filler is new: scoring it at day 5 moves the founder's event out of the window.
+    events, new, _ = align_events(
+        [founder, filler, late, follow], {}, vecs, settings, existing=existing
+    )
+    assert _membership(new) == {
+        filler.article_id: event_id_for(filler.article_id),
+        follow.article_id: event,
+    }
+    assert {e.event_id: e.size for e in events}[event] == 3
+    # Without the late member the follow-up is ten days from the event: a new one.
+    _, alone, _ = align_events([founder, filler, follow], {}, vecs, settings, existing=first)
+    assert _membership(alone)[follow.article_id] == event_id_for(follow.article_id)

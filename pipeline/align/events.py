@@ -19,6 +19,11 @@ and the article joins when `score >= threshold[pair]` (pair = the two languages,
 "ar-he"; see DEFAULT_THRESHOLDS). Without vectors the lexical signal decides alone; without
 English on either side the semantic one does.
 
+Cost: articles come in time order, so the stream keeps the active events apart (a heap of last
+publication times moves events out of the window) with their centroids stacked in one matrix and
+their lexical sums in one sparse matrix; an article costs work in proportion to the active events,
+not to history, and the idf is computed only at the terms in use.
+
 History is never re-clustered: articles in `existing` keep their event. They are replayed in the
 same order as new articles, only to rebuild centroids and document frequencies, so a run over
 batches that arrive in time order gives exactly the events a rebuild over all of them gives.
@@ -27,17 +32,24 @@ batches that arrive in time order gives exactly the events a rebuild over all of
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.records import Article, Event, EventArticle, StageResult
 from pipeline.settings import AlignSettings
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+
+    from pipeline.align.lexical import DocumentFrequencies
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +140,29 @@ class _Event:
     extra_size: int = 0  # members in `existing` whose article was not passed in
     first_h: float = math.nan
     last_h: float = math.nan
-    lex_sum: object | None = None  # csr row, sum of members' lexical rows
+    lex_sum: csr_matrix | None = None  # sum of members' lexical rows
+    groups: list[int] = field(default_factory=list)  # its (event, language) groups
+
+
+def _grown(array: np.ndarray, size: int, fill: float | int) -> np.ndarray:
+    """`array` with room for `size` rows: capacity doubles, so growth is amortised O(1)."""
+    if size <= len(array):
+        return array
+    capacity = max(2 * len(array), size, 16)
+    out = np.full((capacity, *array.shape[1:]), fill, dtype=array.dtype)
+    out[: len(array)] = array
+    return out
 
 
 class _Stream:
-    """Growing state: events, per-(event, language) centroids, lexical sums, document freqs."""
+    """Growing state: events, per-(event, language) centroids, lexical sums, document freqs.
+
+    Per-article work must not grow with history, so the stream keeps only the *active* events
+    (those whose last publication lies within the window of the clock) in stacked arrays:
+    their groups' centroid sums in the rows ("slots") of one matrix with their norms, and their
+    lexical sums in one cached sparse matrix. Articles come in time order, so an event that
+    leaves the window stays out unless an article placed in `existing` brings it back.
+    """
 
     def __init__(self, dim: int) -> None:
         from pipeline.align.lexical import DocumentFrequencies
@@ -140,51 +170,230 @@ class _Stream:
         self.events: list[_Event] = []
         self.first = np.full(16, np.nan)
         self.last = np.full(16, np.nan)
+        self.has_lex = np.zeros(16, dtype=bool)
         self.group_event = np.zeros(16, dtype=np.int64)
-        self.group_lang: list[str] = []
-        self.group_sum = np.zeros((16, max(dim, 1)), dtype=np.float64)
+        self.group_code = np.zeros(16, dtype=np.int64)  # index into lang_codes
         self.group_count = np.zeros(16, dtype=np.int64)
+        self.group_slot = np.full(16, -1, dtype=np.int64)
         self.group_index: dict[tuple[int, str], int] = {}
+        self.lang_codes: dict[str, int] = {}
+        self.n_groups = 0
+        self.dim = max(dim, 1)
+        # Slots: one row per group of an active event.
+        self.slot_sum = np.zeros((16, self.dim), dtype=np.float64)
+        self.slot_norm = np.zeros(16, dtype=np.float64)
+        self.slot_group = np.full(16, -1, dtype=np.int64)
+        self.n_slots = 0  # high-water mark
+        self.free_slots: list[int] = []
+        self.archived: dict[int, np.ndarray] = {}  # sums of groups of events out of the window
+        # Active events, and a heap of (last_h, event) to find those leaving the window.
+        self.active: set[int] = set()
+        self.expiry: list[tuple[float, int]] = []
+        self.expired_at = -math.inf
+        self.lex = _LexRows()
+        self.lex_row = np.full(16, -1, dtype=np.int64)  # event -> its row in self.lex, or -1
         self.df = DocumentFrequencies()
-        self.dim = dim
-
-    def _grow(self) -> None:
-        if len(self.events) >= len(self.first):
-            self.first = np.concatenate([self.first, np.full(len(self.first), np.nan)])
-            self.last = np.concatenate([self.last, np.full(len(self.last), np.nan)])
-        n_groups = len(self.group_lang)
-        if n_groups >= len(self.group_count):
-            self.group_event = np.concatenate([self.group_event, np.zeros_like(self.group_event)])
-            self.group_sum = np.vstack([self.group_sum, np.zeros_like(self.group_sum)])
-            self.group_count = np.concatenate([self.group_count, np.zeros_like(self.group_count)])
+        self.limit_tables: dict[tuple[str, int], np.ndarray] = {}
 
     def new_event(self, event_id: str) -> int:
-        self._grow()
+        e = len(self.events)
         self.events.append(_Event(event_id))
-        return len(self.events) - 1
+        self.first = _grown(self.first, e + 1, np.nan)
+        self.last = _grown(self.last, e + 1, np.nan)
+        self.has_lex = _grown(self.has_lex, e + 1, False)
+        self.lex_row = _grown(self.lex_row, e + 1, -1)
+        return e
+
+    def _new_group(self, e: int, lang: str) -> int:
+        g = self.n_groups
+        self.n_groups += 1
+        self.group_event = _grown(self.group_event, g + 1, 0)
+        self.group_code = _grown(self.group_code, g + 1, 0)
+        self.group_count = _grown(self.group_count, g + 1, 0)
+        self.group_slot = _grown(self.group_slot, g + 1, -1)
+        self.group_event[g] = e
+        self.group_code[g] = self.lang_codes.setdefault(lang, len(self.lang_codes))
+        self.group_index[(e, lang)] = g
+        self.events[e].groups.append(g)
+        self._place(g, None)
+        return g
+
+    def _place(self, g: int, row: np.ndarray | None) -> None:
+        if self.free_slots:
+            s = self.free_slots.pop()
+        else:
+            s = self.n_slots
+            self.n_slots += 1
+            self.slot_sum = _grown(self.slot_sum, s + 1, 0.0)
+            self.slot_norm = _grown(self.slot_norm, s + 1, 0.0)
+            self.slot_group = _grown(self.slot_group, s + 1, -1)
+        self.group_slot[g] = s
+        self.slot_group[s] = g
+        if row is not None:
+            self.slot_sum[s] = row
+            self.slot_norm[s] = np.linalg.norm(self.slot_sum[s : s + 1], axis=1)[0]
+
+    def _activate(self, e: int) -> None:
+        if e in self.active:
+            return
+        self.active.add(e)
+        for g in self.events[e].groups:
+            if self.group_slot[g] < 0:
+                self._place(g, self.archived.pop(g, None))
+        lex_sum = self.events[e].lex_sum
+        if lex_sum is not None and self.lex_row[e] < 0:
+            self.lex_row[e] = self.lex.append(lex_sum)
+
+    def _deactivate(self, e: int) -> None:
+        self.active.discard(e)
+        if self.lex_row[e] >= 0:
+            self.lex_row[e] = -1
+            self.lex.dead += 1
+        for g in self.events[e].groups:
+            s = int(self.group_slot[g])
+            if s < 0:
+                continue
+            if self.group_count[g] > 0:
+                self.archived[g] = self.slot_sum[s].copy()
+            self.slot_sum[s] = 0.0
+            self.slot_norm[s] = 0.0
+            self.slot_group[s] = -1
+            self.group_slot[g] = -1
+            self.free_slots.append(s)
+
+    def expire(self, t: float, window_hours: float) -> None:
+        """Drop events whose last publication is more than the window before `t`."""
+        if math.isnan(t):
+            return
+        if t < self.expired_at:  # out of order (never in a sorted stream): start over
+            for e, ev in enumerate(self.events):
+                if ev.members:
+                    self._activate(e)
+                    if not math.isnan(ev.last_h):
+                        heapq.heappush(self.expiry, (ev.last_h, e))
+        self.expired_at = t
+        while self.expiry and t - self.expiry[0][0] > window_hours:
+            last, e = heapq.heappop(self.expiry)
+            if e in self.active and self.last[e] == last:
+                self._deactivate(e)
 
     def add(
-        self, e: int, idx: int, lang: str, t: float, vec: np.ndarray | None, lex: object | None
+        self,
+        e: int,
+        idx: int,
+        lang: str,
+        t: float,
+        vec: np.ndarray | None,
+        lex: csr_matrix | None,
     ) -> None:
         ev = self.events[e]
         ev.members.append(idx)
+        self._activate(e)
         if not math.isnan(t):
             ev.first_h = t if math.isnan(ev.first_h) else min(ev.first_h, t)
-            ev.last_h = t if math.isnan(ev.last_h) else max(ev.last_h, t)
+            if math.isnan(ev.last_h) or t > ev.last_h:
+                ev.last_h = t
+                heapq.heappush(self.expiry, (t, e))
             self.first[e], self.last[e] = ev.first_h, ev.last_h
-        key = (e, lang)
-        g = self.group_index.get(key)
+        g = self.group_index.get((e, lang))
         if g is None:
-            self._grow()
-            g = len(self.group_lang)
-            self.group_index[key] = g
-            self.group_lang.append(lang)
-            self.group_event[g] = e
+            g = self._new_group(e, lang)
         if vec is not None:
-            self.group_sum[g] += vec
+            s = int(self.group_slot[g])
+            self.slot_sum[s] += vec
+            # The same reduction as np.linalg.norm(sums, axis=1) over many rows: equal bits.
+            self.slot_norm[s] = np.linalg.norm(self.slot_sum[s : s + 1], axis=1)[0]
             self.group_count[g] += 1
         if lex is not None:
-            ev.lex_sum = lex if ev.lex_sum is None else ev.lex_sum + lex  # type: ignore[operator]
+            ev.lex_sum = lex if ev.lex_sum is None else ev.lex_sum + lex
+            self.has_lex[e] = True
+            if self.lex_row[e] >= 0:
+                self.lex.dead += 1
+            self.lex_row[e] = self.lex.append(ev.lex_sum)
+            if self.lex.dead > max(self.lex.rows - self.lex.dead, 256):
+                self._compact_lex()
+
+    def _compact_lex(self) -> None:
+        """Rebuild the lexical rows from the active events, dropping superseded rows."""
+        self.lex = _LexRows()
+        self.lex_row[:] = -1
+        for e in sorted(self.active):
+            lex_sum = self.events[e].lex_sum
+            if lex_sum is not None:
+                self.lex_row[e] = self.lex.append(lex_sum)
+
+    def limits(self, lang: str, thresholds: dict[str, float]) -> np.ndarray:
+        """Threshold per language code for an article in `lang` (a table per language)."""
+        key = (lang, len(self.lang_codes))
+        table = self.limit_tables.get(key)
+        if table is None:
+            langs = sorted(self.lang_codes, key=self.lang_codes.__getitem__)
+            table = np.array([threshold_for(thresholds, lang, other) for other in langs])
+            self.limit_tables[key] = table
+        return table
+
+
+class _LexRows:
+    """Append-only CSR of active events' lexical sums, columns renumbered to those in use.
+
+    An event's row is appended again each time its sum changes (the old row is left dead, and
+    the whole is rebuilt when dead rows outnumber live ones), so an article costs one matrix-
+    vector product over the active events' terms. The idf changes with every article and is
+    computed only at the columns in use, not at all 2^18.
+    """
+
+    def __init__(self) -> None:
+        from pipeline.align.lexical import N_FEATURES
+
+        self.data = np.zeros(1024)
+        self.squares = np.zeros(1024)
+        self.local = np.zeros(1024, dtype=np.int32)
+        self.indptr = np.zeros(64, dtype=np.int32)
+        self.rows = self.nnz = self.dead = 0
+        self.col_local = np.full(N_FEATURES, -1, dtype=np.int32)  # hashed column -> local
+        self.cols = np.zeros(1024, dtype=np.int64)  # local -> hashed column
+        self.n_cols = 0
+
+    def append(self, row: csr_matrix) -> int:
+        """Append `row` (canonical: sorted indices, as the product's summation order needs)."""
+        indices, data = row.indices, row.data
+        new = np.unique(indices[self.col_local[indices] < 0])
+        if len(new):
+            self.cols = _grown(self.cols, self.n_cols + len(new), 0)
+            self.cols[self.n_cols : self.n_cols + len(new)] = new
+            self.col_local[new] = np.arange(self.n_cols, self.n_cols + len(new))
+            self.n_cols += len(new)
+        end = self.nnz + len(data)
+        self.data = _grown(self.data, end, 0.0)
+        self.squares = _grown(self.squares, end, 0.0)
+        self.local = _grown(self.local, end, 0)
+        self.indptr = _grown(self.indptr, self.rows + 2, 0)
+        self.data[self.nnz : end] = data
+        self.squares[self.nnz : end] = data**2
+        self.local[self.nnz : end] = self.col_local[indices]
+        self.nnz = end
+        self.rows += 1
+        self.indptr[self.rows] = end
+        return self.rows - 1
+
+    def cosines(self, df: DocumentFrequencies, lex: csr_matrix) -> np.ndarray:
+        """Idf-weighted cosine of every row with `lex`, as the full-width products give it."""
+        from scipy.sparse import csr_matrix
+
+        cols = lex.indices
+        idf = df.idf_at(cols)
+        weighted = lex.data * idf**2
+        x_norm = math.sqrt(float(np.sum((lex.data * idf) ** 2)))
+        local = self.col_local[cols]
+        hit = local >= 0
+        x = np.zeros(self.n_cols)
+        x[local[hit]] = weighted[hit]  # other terms add exact zeros: the same sums
+        parts = (self.local[: self.nnz], self.indptr[: self.rows + 1])
+        shape = (self.rows, self.n_cols)
+        numerator = csr_matrix((self.data[: self.nnz], *parts), shape=shape) @ x
+        idf_cols = df.idf_at(self.cols[: self.n_cols])
+        c_norm = np.sqrt(csr_matrix((self.squares[: self.nnz], *parts), shape=shape) @ idf_cols**2)
+        return numerator / np.maximum(c_norm * x_norm, 1e-12)
 
 
 @dataclass(frozen=True)
@@ -199,56 +408,53 @@ def _best_event(
     lang: str,
     t: float,
     vec: np.ndarray | None,
-    lex: object | None,
+    lex: csr_matrix | None,
     settings: AlignSettings,
     thresholds: dict[str, float],
 ) -> _Candidate | None:
-    """Best-scoring active event whose score clears its threshold, or None."""
-    from scipy.sparse import vstack
+    """Best-scoring active event whose score clears its threshold, or None.
 
-    n_events = len(stream.events)
-    if n_events == 0:
+    Work is proportional to the active events' groups and lexical terms, not to history.
+    """
+    if not stream.events:
         return None
-    first, last = stream.first[:n_events], stream.last[:n_events]
+    stream.expire(t, settings.window_hours)
+    slots = np.flatnonzero(stream.slot_group[: stream.n_slots] >= 0)
+    groups = stream.slot_group[slots]  # in slot order, not group order: see the tie-break
+    group_events = stream.group_event[groups]
     if math.isnan(t):
-        gap = np.zeros(n_events)
+        gap = np.zeros(len(groups))
     else:
         with np.errstate(invalid="ignore"):
+            first, last = stream.first[group_events], stream.last[group_events]
             gap = np.maximum(0.0, np.maximum(first - t, t - last))
         gap = np.where(np.isnan(gap), 0.0, gap)  # an event without dates cannot be ruled out
     active = gap <= settings.window_hours
     if not active.any():
         return None
-
-    n_groups = len(stream.group_lang)
-    groups = np.flatnonzero(active[stream.group_event[:n_groups]])
-    group_events = stream.group_event[groups]
+    slots, groups, group_events, gap = (
+        slots[active],
+        groups[active],
+        group_events[active],
+        gap[active],
+    )
 
     sem = np.full(len(groups), np.nan)
     if vec is not None:
-        counts = stream.group_count[groups]
-        with_vec = counts > 0
-        sums = stream.group_sum[groups[with_vec]]
-        norms = np.linalg.norm(sums, axis=1)
-        cos = (sums @ vec) / np.where(norms > 0, norms, 1.0)
+        with_vec = stream.group_count[groups] > 0
+        # Cast once: float64 @ float32 would cast inside and run three times slower.
+        dots = (stream.slot_sum[: stream.n_slots] @ vec.astype(np.float64))[slots[with_vec]]
+        norms = stream.slot_norm[slots[with_vec]]
+        cos = dots / np.where(norms > 0, norms, 1.0)
         sem[with_vec] = np.clip((cos - SEM_FLOOR) / (SEM_CEIL - SEM_FLOOR), 0.0, 1.0)
 
-    lex_by_event = np.full(n_events, np.nan)
+    lexical = np.full(len(groups), np.nan)
     if lex is not None:
-        active_events = [
-            int(e) for e in np.flatnonzero(active) if stream.events[e].lex_sum is not None
-        ]
-        if active_events:
-            matrix = vstack([stream.events[e].lex_sum for e in active_events]).tocsr()
-            idf = stream.df.idf()
-            cols = lex.indices  # type: ignore[attr-defined]
-            weighted = lex.data * idf[cols] ** 2  # type: ignore[attr-defined]
-            numerator = matrix[:, cols] @ weighted
-            x_norm = math.sqrt(float(np.sum((lex.data * idf[cols]) ** 2)))  # type: ignore[attr-defined]
-            c_norm = np.sqrt(matrix.multiply(matrix) @ (idf**2))
-            cos_lex = numerator / np.maximum(c_norm * x_norm, 1e-12)
-            lex_by_event[active_events] = np.clip(cos_lex / LEX_CEIL, 0.0, 1.0)
-    lexical = lex_by_event[group_events]
+        with_lex = stream.has_lex[group_events]
+        if with_lex.any():  # every active event with English text has a row
+            cos_lex = stream.lex.cosines(stream.df, lex)
+            rows = stream.lex_row[group_events[with_lex]]
+            lexical[with_lex] = np.clip(cos_lex[rows] / LEX_CEIL, 0.0, 1.0)
 
     w_lex = min(max(settings.lexical_weight, 0.0), 1.0)
     w_sem = 1.0 - w_lex
@@ -259,16 +465,17 @@ def _best_event(
         np.where(has_sem, sem * w_sem, 0.0) + np.where(has_lex, lexical * w_lex, 0.0)
     ) / np.where(weight > 0, weight, 1.0)
     decay = settings.time_decay_hours if settings.time_decay_hours > 0 else math.inf
-    score = mixed - TIME_PENALTY * gap[group_events] / decay
-    limits = np.array([threshold_for(thresholds, lang, stream.group_lang[g]) for g in groups])
+    score = mixed - TIME_PENALTY * gap / decay
+    limits = stream.limits(lang, thresholds)[stream.group_code[groups]]
     margin = np.where(weight > 0, score - limits, -np.inf)
     # English text can lift a borderline semantic score, but not carry a pair the vectors call
     # unrelated: poor machine translation (or a shared boilerplate) looks alike lexically.
     margin = np.where(has_sem & (sem < limits - LEX_REACH), -np.inf, margin)
     if not len(margin) or margin.max() < 0:
         return None
-    # Ties go to the earliest event (lowest index): deterministic.
-    best = int(np.argmax(margin))
+    # Ties go to the earliest group (lowest index, so the earliest event): deterministic.
+    tied = np.flatnonzero(margin == margin.max())
+    best = int(tied[np.argmin(groups[tied])])
     return _Candidate(int(group_events[best]), float(score[best]), float(margin[best]))
 
 
@@ -306,6 +513,23 @@ def align_events(
     `english` is the English text per article (an English article's own text, else its
     translation; absent while pending); `vectors` the multilingual vectors of the originals.
     """
+    from threadpoolctl import threadpool_limits
+
+    # Each article's products are small: BLAS threads cost more in wake-ups than they save
+    # (three times slower on two busy cores), and one thread gives the same numbers.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _align_events(articles, english, vectors, settings, existing=existing)
+
+
+def _align_events(
+    articles: list[Article],
+    english: dict[str, str],
+    vectors: dict[str, np.ndarray],
+    settings: AlignSettings,
+    *,
+    existing: Sequence[EventArticle] = (),
+) -> tuple[list[Event], list[EventArticle], StageResult]:
+    """align_events itself, run under the BLAS thread limit."""
     from pipeline.align.lexical import LexicalEncoder
 
     t0 = time.perf_counter()
