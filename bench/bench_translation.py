@@ -170,9 +170,22 @@ def memory_child(args: argparse.Namespace) -> None:
     warehouse.migrate(con, ROOT / "warehouse")
     cache = DuckDBTranslationCache(con)
     engines: dict[str, Any] = {}
-    (rows, r1), first = timed(lambda: translate_segments(segs, settings, cache, engines=engines))
-    warehouse.load_translations(con, rows)
-    (rows2, r2), second = timed(lambda: translate_segments(segs, settings, cache, engines=engines))
+    loaded = [0, 0]
+
+    def load(rows: list[Any]) -> None:  # streamed: each chunk loaded as it comes, as run.py should
+        warehouse.load_translations(con, rows)
+        loaded[0] += len(rows)
+
+    def count(rows: list[Any]) -> None:
+        loaded[1] += len(rows)
+
+    (_, r1), first = timed(
+        lambda: translate_segments(segs, settings, cache, engines=engines, on_chunk=load)
+    )
+    (_, r2), second = timed(
+        lambda: translate_segments(segs, settings, cache, engines=engines, on_chunk=count)
+    )
+    assert loaded == [len(segs), len(segs)], loaded
     peak = peak_rss_mib()
     print(
         json.dumps(

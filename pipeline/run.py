@@ -113,8 +113,14 @@ def step_translate(
     pending = warehouse.segments_without_translation(con)
     cache = DuckDBTranslationCache(con)
     t0 = time.perf_counter()
-    translations, result = translate_segments(pending, settings, cache, progress=progress)
-    warehouse.load_translations(con, translations)
+    # Each chunk is loaded as it is done: memory stays flat and a crash keeps finished chunks.
+    _, result = translate_segments(
+        pending,
+        settings,
+        cache,
+        progress=progress,
+        on_chunk=lambda rows: warehouse.load_translations(con, rows),
+    )
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -153,11 +153,24 @@ def _insert(
     *,
     mode: str = "OR REPLACE",
 ) -> None:
+    """One set-based INSERT over column lists. Not executemany: inside a transaction DuckDB keeps
+    each row-statement's state until commit (~250 KB a row), so large loads grew without bound."""
+    # identical rows once (lists, e.g. an event's outlets, compared as tuples)
+    unique = {tuple(tuple(v) if isinstance(v, list) else v for v in r): r for r in rows}
+    rows = list(unique.values())
     if not rows:
         return
+    types = dict(
+        con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ?", [table]
+        ).fetchall()
+    )
     cols = ", ".join(columns)
-    marks = ", ".join("?" for _ in columns)
-    con.executemany(f"INSERT {mode} INTO {table} ({cols}) VALUES ({marks})", list(rows))
+    lists = ", ".join(f"unnest(?::{types[c]}[])" for c in columns)
+    con.execute(
+        f"INSERT {mode} INTO {table} ({cols}) SELECT {lists}",
+        [list(c) for c in zip(*rows, strict=True)],
+    )
 
 
 # ---------------------------------------------------------------- loads

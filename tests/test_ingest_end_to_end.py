@@ -194,7 +194,7 @@ FEED_A = """<?xml version="1.0" encoding="utf-8"?>
   <description>&lt;p&gt;First &lt;a href="https://a.example/x"&gt;para&lt;/a&gt;.&lt;/p&gt;&lt;p&gt;Second para.&lt;/p&gt;&lt;img src="x.png"&gt;</description>
   <pubDate>Mon, 03 Mar 2025 08:00:00 +0000</pubDate></item>
 <item><title>Title only</title><link>https://a.example/2</link></item>
-<item><title>Same text, second URL</title><link>https://a.example/3</link>
+<item><title>With HTML</title><link>https://a.example/3</link>
   <description>&lt;p&gt;First para.&lt;/p&gt;&lt;p&gt;Second para.&lt;/p&gt;</description></item>
 <item><title>Wire copy</title><link>https://a.example/4</link><description>Wire text shared by outlets.</description></item>
 <item><link>https://a.example/5</link></item>
@@ -232,7 +232,9 @@ def test_ingest_feed_files(tmp_path: Path) -> None:
     )
     assert by_url["https://b.example/wire"].outlet_id == "outlet-b"  # wire copy kept per outlet
     assert result.counts["feeds_ok"] == 2 and result.counts["feeds_failed"] == 2
-    assert result.counts["duplicates"] == 2  # a.example/1 again (URL) and a.example/3 (text)
+    assert (
+        result.counts["duplicates"] == 2
+    )  # a.example/1 again (URL); a.example/3 (same title and feed text)
     assert result.counts["articles"] == 4
     reasons = sorted(r.reason for r in result.rejects)
     assert reasons == ["feed_malformed", "feed_unreadable", "item_no_text"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.records import Segment, sha256_text
+from pipeline.records import Segment, Translation, sha256_text
 from pipeline.settings import PROJECT_ROOT, Settings, TranslateSettings, load_settings
 from pipeline.translate import translate_segments
 from pipeline.translate.cache import DuckDBTranslationCache
@@ -270,3 +270,60 @@ def test_english_only_run_never_imports_torch(tmp_path: Path) -> None:
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_on_chunk_streams_rows_chunk_by_chunk(
+    tmp_path: Path,
+    _tiny_models: Path,
+    _engines: dict[str, MarianEngine],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pipeline.translate as translate
+
+    settings = _settings(tmp_path, _tiny_models)
+    settings = replace(settings, translate=replace(settings.translate, retry_beams=0))
+    segs = _mixed() + _segments("a-he2", [HE[0], HE[1]], "he")  # two repeats of earlier sentences
+    whole, r_whole = translate_segments(segs, settings, None, engines=dict[str, Engine](_engines))
+    monkeypatch.setattr(translate, "CHUNK_SENTENCES", 2)
+    counting = {lang: CountingEngine(e) for lang, e in _engines.items()}
+    cache = _cache()
+    chunks: list[list[tuple[str, int]]] = []
+    streamed: list[Translation] = []
+
+    def take(rows: list[Translation]) -> None:
+        chunks.append([(t.article_id, t.seg_no) for t in rows])
+        streamed.extend(rows)
+
+    kept, result = translate_segments(
+        segs, settings, cache, engines=dict[str, Engine](counting), on_chunk=take
+    )
+    assert kept == []  # nothing held back: the caller loads each chunk as it comes
+    # Same rows (the counting wrapper has no options(), so only the recorded options differ).
+    assert sorted(repr(replace(t, decoding="")) for t in streamed) == sorted(
+        repr(replace(t, decoding="")) for t in whole
+    )
+    assert result.counts == {**r_whole.counts, "retry_ms": result.counts["retry_ms"]}
+    # At most two distinct sentences per engine call and per chunk (a repeat rides along).
+    assert all(len(call) <= 2 for e in counting.values() for call in e.calls if call)
+    assert max(len(c) for c in chunks) <= 4 and len(chunks) >= 5
+    assert {k for c in chunks for k in c} == {("a-he2", 0), ("a-he2", 1)} | {
+        (t.article_id, t.seg_no) for t in whole
+    }
+    again: list[Translation] = []
+    _, r2 = translate_segments(
+        segs, settings, cache, engines=dict[str, Engine](counting), on_chunk=again.extend
+    )
+    assert r2.counts["cache_hits"] == 8 and len(again) == len(streamed)
+
+
+def test_cache_fill_inside_a_transaction_keeps_memory_flat() -> None:
+    """put_many is one set-based statement: thousands of rows in one transaction stay cheap."""
+    cache = _cache()
+    rows = [(f"h{i}", f"מקור {i}", f"english {i}") for i in range(5000)]
+    cache.con.execute("BEGIN")
+    cache.put_many("m", rows + [("h0", "src", "second text for h0")], engine="ctranslate2")
+    cache.con.execute("COMMIT")
+    got = cache.get_many("m", ["h0", "h4999", "nope"])
+    assert got == {"h0": "english 0", "h4999": "english 4999"}
+    (n,) = cache.con.execute("SELECT count(*) FROM translation_cache").fetchall()[0]
+    assert n == 5000

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,7 @@ log = logging.getLogger(__name__)
 IDENTITY_MODEL_ID = "identity"
 PASSTHROUGH_LANGS: frozenset[str] = frozenset({"en"})
 STAGE = "translate"
-CHUNK_SENTENCES = 2048  # distinct sentences per engine call: bounds memory, paces progress
+CHUNK_SENTENCES = 2048  # distinct sentences per chunk (look-up, engine call, rows): bounds memory
 
 
 def _engine_for(spec: ModelSpec, settings: Settings, engines: dict[str, Engine]) -> Engine | None:
@@ -116,6 +115,25 @@ def _record(
     return Translation(**values)
 
 
+def _metas(
+    engine: Engine | None, engine_name: str, spec: ModelSpec, settings: Settings
+) -> dict[str, TranslationMeta]:
+    """Reproducibility metadata per kind of row: new, retried with beam search, from the cache."""
+    from pipeline.translate.meta import TranslationMeta, decoding_json
+
+    base = _options(engine, engine_name, settings, None)
+    retry = _options(engine, engine_name, settings, settings.translate.retry_beams)
+    return {
+        "new": TranslationMeta(spec.hf_id, spec.revision, engine_name, decoding_json(base)),
+        "retry": TranslationMeta(
+            spec.hf_id, spec.revision, engine_name, decoding_json({**retry, "retry": True})
+        ),
+        "cached": TranslationMeta(
+            spec.hf_id, spec.revision, engine_name, decoding_json({**base, "cached": True})
+        ),
+    }
+
+
 def translate_segments(
     segments: list[Segment],
     settings: Settings,
@@ -123,6 +141,7 @@ def translate_segments(
     *,
     engines: dict[str, Engine] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    on_chunk: Callable[[list[Translation]], None] | None = None,
 ) -> tuple[list[Translation], StageResult]:
     """One Translation per English, Hebrew or Arabic segment that could be translated.
 
@@ -131,12 +150,13 @@ def translate_segments(
     the engine failed), untranslatable (languages without a model), retried (sentences the guard
     sent back for beam search), flagged (rows whose translation the guard flags, cached or new),
     retry_ms (milliseconds spent on those retries).
-    ``progress`` gets (segments done, segments to do) after each chunk. Each non-identity row
-    carries its model revision, engine and decoding options, so it can be reproduced.
+    Work goes in chunks of at most CHUNK_SENTENCES distinct sentences: cache look-up, decoding,
+    guard, cache fill and rows, one chunk at a time. ``progress`` gets (segments done, segments
+    to do) after each chunk. With ``on_chunk``, each chunk's rows go to it as soon as they exist
+    (e.g. to load them into the warehouse) and the returned list is empty, so memory stays flat
+    however large the backlog; without it, all rows come back in input order. Each non-identity
+    row carries its model revision, engine and decoding options, so it can be reproduced.
     """
-    from pipeline.translate.guard import check_translation
-    from pipeline.translate.meta import TranslationMeta, decoding_json
-
     started = time.monotonic()
     result = StageResult(STAGE)
     for key in ("passthrough", "cache_hits", "translated", "deduplicated", "pending"):
@@ -145,12 +165,17 @@ def translate_segments(
     result.counts["retried"] = 0
     result.counts["flagged"] = 0
     result.counts["retry_ms"] = 0  # time spent on guard retries (beam search)
-    out: dict[tuple[str, int], Translation] = {}
+    collected: list[Translation] = []
+    emit: Callable[[list[Translation]], None] = on_chunk or collected.extend
 
     by_lang: dict[str, list[Segment]] = {}
+    passthrough: list[Translation] = []
     for seg in segments:
-        if seg.lang in PASSTHROUGH_LANGS:
-            out[(seg.article_id, seg.seg_no)] = Translation(
+        if seg.lang not in PASSTHROUGH_LANGS:
+            by_lang.setdefault(seg.lang, []).append(seg)
+            continue
+        passthrough.append(
+            Translation(
                 article_id=seg.article_id,
                 seg_no=seg.seg_no,
                 model_id=IDENTITY_MODEL_ID,
@@ -158,109 +183,118 @@ def translate_segments(
                 source_sha256=sha256_text(seg.text),
                 engine=IDENTITY_MODEL_ID,
             )
-            result.add("passthrough")
-        else:
-            by_lang.setdefault(seg.lang, []).append(seg)
+        )
+        result.add("passthrough")
+        if len(passthrough) >= CHUNK_SENTENCES:
+            emit(passthrough)
+            passthrough = []
+    if passthrough:
+        emit(passthrough)
 
     registry: dict[str, ModelSpec] = {}
     if by_lang:
-        from pipeline.translate.engines import engine_name_for
         from pipeline.translate.registry import load_registry
 
         registry = load_registry(settings.registry_path)
     live_engines: dict[str, Engine] = engines if engines is not None else {}
     todo = sum(len(v) for lang, v in by_lang.items() if lang in registry)
     done = 0
-
     for lang, segs in by_lang.items():
         spec = registry.get(lang)
         if spec is None:
             result.add("untranslatable", len(segs))
             continue
-        hashes = [sha256_text(s.text) for s in segs]
-        uses = Counter(hashes)
-        cached = cache.get_many(spec.hf_id, hashes) if cache is not None else {}
-        sources: dict[str, str] = {}  # hash -> source text, first-seen order
-        for seg, h in zip(segs, hashes, strict=True):
-            sources.setdefault(h, seg.text)
-        # Blank sentences need no model (and would make one hallucinate).
-        fresh: dict[str, str] = {
-            h: "" for h, text in sources.items() if h not in cached and not text.strip()
-        }
-        misses = [h for h in sources if h not in cached and h not in fresh]
-        flags: dict[str, str] = {h: check_translation(sources[h], cached[h]) for h in cached}
-        flags.update({h: "" for h in fresh})
-        retried: set[str] = set()
-        done += sum(uses[h] for h in (*cached, *fresh))
-        engine_name = engine_name_for(spec, settings.translate)
-        engine = _engine_for(spec, settings, live_engines) if misses else None
-        if engine is not None:
-            engine_name = engine.engine_name
-        for start in range(0, len(misses), CHUNK_SENTENCES):
-            chunk = {h: sources[h] for h in misses[start : start + CHUNK_SENTENCES]}
-            if engine is not None:
-                try:
-                    english, chunk_flags, chunk_retried = _translate_chunk(
-                        engine, chunk, result, settings.translate.retry_beams
-                    )
-                except Exception:  # one model failing must not take down the batch
-                    log.exception("translation with %s failed; segments stay pending", spec.hf_id)
-                    engine = None
-                else:
-                    fresh.update(english)
-                    flags.update(chunk_flags)
-                    retried |= chunk_retried
-                    if cache is not None:
-                        cache.put_many(
-                            spec.hf_id,
-                            [(h, chunk[h], english[h]) for h in chunk],
-                            engine=engine_name,
-                        )
-            done += sum(uses[h] for h in chunk)
-            if progress is not None:
-                progress(done, todo)
+        done = _translate_language(
+            segs, spec, settings, cache, live_engines, result, emit, (done, todo), progress
+        )
 
-        base = _options(engine, engine_name, settings, None)
-        metas = {
-            "new": TranslationMeta(spec.hf_id, spec.revision, engine_name, decoding_json(base)),
-            "retry": TranslationMeta(
-                spec.hf_id,
-                spec.revision,
-                engine_name,
-                decoding_json(
-                    {
-                        **_options(engine, engine_name, settings, settings.translate.retry_beams),
-                        "retry": True,
-                    }
-                ),
-            ),
-            "cached": TranslationMeta(
-                spec.hf_id, spec.revision, engine_name, decoding_json({**base, "cached": True})
-            ),
-        }
-        seen: set[str] = set()
-        for seg, h in zip(segs, hashes, strict=True):
-            if h in cached:
-                text_en, kind = cached[h], "cached"
-                result.add("cache_hits")
-            elif h in fresh:
-                text_en, kind = fresh[h], "retry" if h in retried else "new"
-                result.add("deduplicated" if h in seen else "translated")
-                seen.add(h)
-            else:
-                result.add("pending")
-                continue
-            row_meta = metas[kind]
-            if flags[h]:
-                result.add("flagged")
-            out[(seg.article_id, seg.seg_no)] = _record(
-                seg, spec, text_en, h, engine_name, flags[h], row_meta
-            )
-        if progress is not None and not misses:
-            progress(done, todo)
-
-    order = {(s.article_id, s.seg_no): n for n, s in enumerate(segments)}
-    translations = sorted(out.values(), key=lambda t: order[(t.article_id, t.seg_no)])
+    if on_chunk is None:
+        order = {(s.article_id, s.seg_no): n for n, s in enumerate(segments)}
+        collected.sort(key=lambda t: order[(t.article_id, t.seg_no)])
     result.seconds = time.monotonic() - started
     log.info("translate: %s in %.1fs", result.counts, result.seconds)
-    return translations, result
+    return collected, result
+
+
+def _translate_language(
+    segs: list[Segment],
+    spec: ModelSpec,
+    settings: Settings,
+    cache: TranslationCache | None,
+    engines: dict[str, Engine],
+    result: StageResult,
+    emit: Callable[[list[Translation]], None],
+    position: tuple[int, int],
+    progress: Callable[[int, int], None] | None,
+) -> int:
+    """One language's segments, chunk by chunk of distinct sentences; returns segments done."""
+    from pipeline.translate.engines import engine_name_for
+    from pipeline.translate.guard import check_translation
+
+    done, todo = position
+    groups: dict[str, list[Segment]] = {}  # hash -> its segments, first-seen order
+    for seg in segs:
+        groups.setdefault(sha256_text(seg.text), []).append(seg)
+    hashes = list(groups)
+    engine_name = engine_name_for(spec, settings.translate)
+    engine: Engine | None = None
+    tried = False  # the engine is loaded (or found unusable) once, at the first cache miss
+    metas = _metas(None, engine_name, spec, settings)
+    for start in range(0, len(hashes), CHUNK_SENTENCES):
+        chunk = hashes[start : start + CHUNK_SENTENCES]
+        sources = {h: groups[h][0].text for h in chunk}
+        cached = cache.get_many(spec.hf_id, chunk) if cache is not None else {}
+        english: dict[str, str] = {}
+        kinds: dict[str, str] = {h: "cached" for h in cached}
+        flags = {h: check_translation(sources[h], cached[h]) for h in cached}
+        for h in chunk:  # blank sentences need no model (and would make one hallucinate)
+            if h not in cached and not sources[h].strip():
+                english[h], kinds[h], flags[h] = "", "new", ""
+        misses = {h: sources[h] for h in chunk if h not in cached and h not in english}
+        if misses and not tried:
+            tried = True
+            engine = _engine_for(spec, settings, engines)
+            if engine is not None:
+                engine_name = engine.engine_name
+                metas = _metas(engine, engine_name, spec, settings)
+        if misses and engine is not None:
+            try:
+                new, new_flags, retried = _translate_chunk(
+                    engine, misses, result, settings.translate.retry_beams
+                )
+            except Exception:  # one model failing must not take down the batch
+                log.exception("translation with %s failed; segments stay pending", spec.hf_id)
+                engine = None
+            else:
+                english.update(new)
+                flags.update(new_flags)
+                kinds.update({h: "retry" if h in retried else "new" for h in new})
+                if cache is not None:
+                    cache.put_many(
+                        spec.hf_id, [(h, misses[h], new[h]) for h in misses], engine=engine_name
+                    )
+        rows: list[Translation] = []
+        for h in chunk:
+            group = groups[h]
+            done += len(group)
+            if h in cached:
+                text_en = cached[h]
+                result.add("cache_hits", len(group))
+            elif h in english:
+                text_en = english[h]
+                result.add("translated")
+                result.add("deduplicated", len(group) - 1)
+            else:
+                result.add("pending", len(group))
+                continue
+            if flags[h]:
+                result.add("flagged", len(group))
+            meta = metas[kinds[h]]
+            rows.extend(
+                _record(seg, spec, text_en, h, engine_name, flags[h], meta) for seg in group
+            )
+        if rows:
+            emit(rows)
+        if progress is not None:
+            progress(done, todo)
+    return done

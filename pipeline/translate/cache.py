@@ -42,12 +42,27 @@ class DuckDBTranslationCache:
         return found
 
     def put_many(self, model_id: str, rows: list[tuple[str, str, str]], engine: str) -> None:
-        """Store (source_sha256, source_text, text_en) rows; an existing key keeps its first text."""
-        if not rows:
+        """Store (source_sha256, source_text, text_en) rows; an existing key keeps its first text.
+
+        One set-based INSERT over column lists, not ``executemany``: inside a transaction DuckDB
+        keeps every row-statement's state until commit (about 200 KB a row), so memory would
+        grow with the backlog.
+        """
+        first: dict[str, tuple[str, str]] = {}
+        for h, src, en in rows:
+            first.setdefault(h, (src, en))  # one row per key: a statement may not hit a key twice
+        if not first:
             return
-        self.con.executemany(
+        self.con.execute(
             "INSERT INTO translation_cache "
             "(source_sha256, model_id, source_text, text_en, engine, created_at) "
-            "VALUES (?, ?, ?, ?, ?, current_timestamp) ON CONFLICT DO NOTHING",
-            [(h, model_id, src, en, engine) for h, src, en in rows],
+            "SELECT unnest(?::VARCHAR[]), ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), ?, "
+            "current_timestamp ON CONFLICT DO NOTHING",
+            [
+                list(first),
+                model_id,
+                [src for src, _ in first.values()],
+                [en for _, en in first.values()],
+                engine,
+            ],
         )
