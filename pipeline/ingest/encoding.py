@@ -112,7 +112,7 @@ def decode_html(content: bytes, content_type: str | None) -> str:
     guessed = _guess(content)
     text = _try(content, guessed)
     if text is not None:
-        logger.info("page has no usable charset declaration; decoded as guessed %s", guessed)
+        logger.debug("page has no usable charset declaration; decoded as guessed %s", guessed)
         return text
     logger.warning("page charset unknown (guess %s); decoding utf-8 with replacement", guessed)
     return content.decode(guessed or "utf-8", errors="replace")
