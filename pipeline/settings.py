@@ -65,6 +65,15 @@ class AlignSettings:
 
 
 @dataclass(frozen=True)
+class AirflowSettings:
+    ingest_schedule: str = "*/30 * * * *"  # cron; "none": manual, API or backfill triggers only
+    warehouse_pool: str = "parallax_warehouse"  # one slot: the single DuckDB writer
+    translate_pool: str = "parallax_translate"
+    translate_pool_slots: int = 1  # translation tasks holding a model at once
+    translate_queue: str = "default"  # a Celery/Kubernetes queue of GPU workers at scale
+
+
+@dataclass(frozen=True)
 class Settings:
     root: Path = PROJECT_ROOT
     runtime_dir: Path = PROJECT_ROOT / "var"
@@ -78,6 +87,7 @@ class Settings:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     translate: TranslateSettings = field(default_factory=TranslateSettings)
     align: AlignSettings = field(default_factory=AlignSettings)
+    airflow: AirflowSettings = field(default_factory=AirflowSettings)
 
     @property
     def extension_dir(self) -> Path:
@@ -91,7 +101,19 @@ _ENV = {
     "PARALLAX_OUTLETS": "outlets_path",
     "PARALLAX_REGISTRY": "registry_path",
 }
-_SECTIONS = {"ingest": IngestSettings, "translate": TranslateSettings, "align": AlignSettings}
+_SECTIONS = {
+    "ingest": IngestSettings,
+    "translate": TranslateSettings,
+    "align": AlignSettings,
+    "airflow": AirflowSettings,
+}
+_ENV_AIRFLOW = {
+    "PARALLAX_INGEST_SCHEDULE": "ingest_schedule",
+    "PARALLAX_WAREHOUSE_POOL": "warehouse_pool",
+    "PARALLAX_TRANSLATE_POOL": "translate_pool",
+    "PARALLAX_TRANSLATE_POOL_SLOTS": "translate_pool_slots",
+    "PARALLAX_TRANSLATE_QUEUE": "translate_queue",
+}
 
 
 def _coerce(cls: type, current: Any, name: str, value: Any) -> Any:
@@ -129,6 +151,11 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     runtime = os.environ.get("PARALLAX_RUNTIME_DIR")
     if runtime:
         settings = replace(settings, staging_dir=Path(runtime) / "staging")
-    env = {attr: os.environ[var] for var, attr in _ENV.items() if os.environ.get(var)}
+    env: dict[str, Any] = {
+        attr: os.environ[var] for var, attr in _ENV.items() if os.environ.get(var)
+    }
+    airflow = {a: os.environ[v] for v, a in _ENV_AIRFLOW.items() if os.environ.get(v, "").strip()}
+    if airflow:
+        env["airflow"] = airflow
     settings = _apply(settings, env)
     return _apply(settings, overrides) if overrides else settings
