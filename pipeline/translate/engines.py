@@ -124,7 +124,30 @@ def _translate_split(
     return [" ".join(english[i] for i in idx if english[i]).strip() for idx in owners]
 
 
-class MarianEngine:
+class _SplittingEngine:
+    """What both Marian engines share: the MarianTokenizer's token counts, and translation with
+    over-long sentences split under the model's position limit (their pieces joined again)."""
+
+    tokenizer: Any
+    max_input_tokens: int
+
+    def count_tokens(self, sentences: list[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(sentences, truncation=False)["input_ids"]]
+
+    def _run(self, sentences: list[str], num_beams: int | None) -> list[str]:
+        raise NotImplementedError
+
+    def translate(self, sentences: list[str], *, num_beams: int | None = None) -> list[str]:
+        """English for each sentence, in the caller's order."""
+        return _translate_split(
+            sentences,
+            self.count_tokens,
+            self.max_input_tokens,
+            lambda batch: self._run(batch, num_beams),
+        )
+
+
+class MarianEngine(_SplittingEngine):
     """MarianMT with transformers, from a local folder only (never the hub)."""
 
     engine_name = "transformers"
@@ -151,9 +174,6 @@ class MarianEngine:
         positions = int(getattr(self.model.config, "max_position_embeddings", 512))
         self.max_input_tokens = min(positions, int(self.tokenizer.model_max_length or positions))
         log.info("loaded %s from %s (max %d input tokens)", spec.hf_id, folder, positions)
-
-    def count_tokens(self, sentences: list[str]) -> list[int]:
-        return [len(ids) for ids in self.tokenizer(sentences, truncation=False)["input_ids"]]
 
     def options(self, num_beams: int | None = None) -> dict[str, Any]:
         return decoding_options(
@@ -217,15 +237,6 @@ class MarianEngine:
         ids = self.generate_ids(sentences, num_beams=num_beams)
         return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
-    def translate(self, sentences: list[str], *, num_beams: int | None = None) -> list[str]:
-        """English for each sentence, in the caller's order; batches sorted by token length."""
-        return _translate_split(
-            sentences,
-            self.count_tokens,
-            self.max_input_tokens,
-            lambda batch: self._run(batch, num_beams),
-        )
-
 
 def ct2_device() -> str:
     """``cuda`` when CTranslate2 sees a GPU, else ``cpu``."""
@@ -234,7 +245,7 @@ def ct2_device() -> str:
     return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
-class CTranslate2Engine:
+class CTranslate2Engine(_SplittingEngine):
     """The CTranslate2 copy of a MarianMT model; tokenised by the original folder's tokenizer."""
 
     engine_name = "ctranslate2"
@@ -283,9 +294,6 @@ class CTranslate2Engine:
             ct2_folder,
         )
 
-    def count_tokens(self, sentences: list[str]) -> list[int]:
-        return [len(ids) for ids in self.tokenizer(sentences, truncation=False)["input_ids"]]
-
     def options(self, num_beams: int | None = None) -> dict[str, Any]:
         return decoding_options(
             self.engine_name,
@@ -323,15 +331,6 @@ class CTranslate2Engine:
         tokens = self.generate_tokens(sentences, num_beams=num_beams)
         ids = [self.tokenizer.convert_tokens_to_ids(t) for t in tokens]
         return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
-
-    def translate(self, sentences: list[str], *, num_beams: int | None = None) -> list[str]:
-        """English for each sentence, in the caller's order; CTranslate2 batches by tokens."""
-        return _translate_split(
-            sentences,
-            self.count_tokens,
-            self.max_input_tokens,
-            lambda batch: self._run(batch, num_beams),
-        )
 
 
 def engine_name_for(spec: ModelSpec, settings: TranslateSettings) -> str:
