@@ -253,3 +253,57 @@ def test_three_dags_end_to_end_twice(
         )
         assert len(staged) == counts["outlets"]
         assert all(".try1." in p.name for p in staged)
+
+
+_BACKFILL = """
+import json, sys
+from datetime import UTC, datetime
+from airflow.dag_processing.dagbag import DagBag
+from pipeline import warehouse
+from pipeline.airflow_setup import ensure_pools
+from pipeline.settings import load_settings
+
+ensure_pools()
+bag = DagBag(dag_folder=sys.argv[1])
+dr = bag.dags["parallax_ingest"].test(
+    logical_date=datetime(2026, 11, 10, tzinfo=UTC), run_conf={"archive_dir": sys.argv[2]}
+)
+with warehouse.open_warehouse(load_settings(), read_only=True) as con:
+    rows = con.execute("SELECT outlet_id, text_source FROM articles").fetchall()
+print("RESULT " + json.dumps({"state": str(dr.state), "rows": rows}))
+"""
+
+
+def test_backfill_reads_the_archived_feed_of_each_interval(tmp_path: Path) -> None:
+    """A run with conf `archive_dir` ingests `<dir>/<YYYY-MM-DD>/<outlet>.xml`, fetching nothing."""
+    archive = tmp_path / "archive"
+    (archive / "2026-11-10").mkdir(parents=True)
+    feed = PROJECT_ROOT / "samples" / "site" / "haboker" / "feed.xml"
+    (archive / "2026-11-10" / "haboker.xml").write_bytes(feed.read_bytes())
+    (archive / "2026-11-11").mkdir()  # another day's files are not read
+    (archive / "2026-11-11" / "global-wire.xml").write_bytes(
+        (PROJECT_ROOT / "samples" / "site" / "global-wire" / "feed.xml").read_bytes()
+    )
+    home = tmp_path / "airflow"
+    env = airflow_env(
+        home,
+        PARALLAX_WAREHOUSE=str(tmp_path / "wh.duckdb"),
+        PARALLAX_RUNTIME_DIR=str(tmp_path / "var"),
+    )
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run(
+        [airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=120
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _BACKFILL, str(DAGS), str(archive)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
+    res = json.loads(line[-1][len("RESULT ") :])
+    assert res["state"].endswith("success"), res
+    assert sorted(set(map(tuple, res["rows"]))) == [("haboker", "feed")]
+    assert len(res["rows"]) == 6
