@@ -172,18 +172,8 @@ def _ingest_outlet(
         max_items=settings.max_items_per_feed,
         max_bytes=settings.max_feed_bytes,
     )
-    result.rejects.extend(rejects)
-    if any(r.reason in FATAL_FEED_REASONS for r in rejects):
-        result.add("feeds_failed")
-        return []
-    result.add("feeds_ok")
     articles: list[Article] = []
-    for item in items:
-        result.add("items")
-        if item.url in seen_urls:
-            result.add("duplicates")
-            continue
-        seen_urls.add(item.url)
+    for item in _new_items(items, rejects, seen_urls, result):
         try:
             article = _article_for_item(item, outlet, settings, client, result)
         except Exception as exc:  # a bug met on one item must not lose the outlet's others
@@ -195,6 +185,28 @@ def _ingest_outlet(
         if article is not None:
             articles.append(article)
     return articles
+
+
+def _new_items(
+    items: list[FeedItem], rejects: list[Reject], seen_urls: set[str], result: StageResult
+) -> list[FeedItem]:
+    """Count a parsed feed's outcome; its items whose URL no earlier feed item had.
+
+    A feed with a fatal reject counts as failed and yields nothing."""
+    result.rejects.extend(rejects)
+    if any(r.reason in FATAL_FEED_REASONS for r in rejects):
+        result.add("feeds_failed")
+        return []
+    result.add("feeds_ok")
+    fresh: list[FeedItem] = []
+    for item in items:
+        result.add("items")
+        if item.url in seen_urls:
+            result.add("duplicates")
+            continue
+        seen_urls.add(item.url)
+        fresh.append(item)
+    return fresh
 
 
 def ingest_outlets(
@@ -284,17 +296,7 @@ def ingest_feed_files(
         items, rejects = parse_feed(
             data, outlet, max_items=settings.max_items_per_feed, max_bytes=settings.max_feed_bytes
         )
-        result.rejects.extend(rejects)
-        if any(r.reason in FATAL_FEED_REASONS for r in rejects):
-            result.add("feeds_failed")
-            continue
-        result.add("feeds_ok")
-        for item in items:
-            result.add("items")
-            if item.url in seen_urls:
-                result.add("duplicates")
-                continue
-            seen_urls.add(item.url)
+        for item in _new_items(items, rejects, seen_urls, result):
             text = _feed_text(item) or item.title
             if not text:
                 result.rejects.append(
