@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
 
 @dataclass
 class RunSummary:
@@ -37,9 +35,7 @@ class RunSummary:
         return {}
 
 
-def step_ingest(
-    outlets: Sequence[Outlet], settings: Settings, *, progress: Progress | None = None
-) -> tuple[list[Article], StageResult]:
+def step_ingest(outlets: Sequence[Outlet], settings: Settings) -> tuple[list[Article], StageResult]:
     """Fetch feeds and pages, extract and detect language. Touches no database."""
     from pipeline.detect import detect_articles
     from pipeline.ingest import ingest_outlets
@@ -159,12 +155,10 @@ def step_link(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult
 def run_all(
     outlets: Sequence[Outlet],
     settings: Settings,
-    *,
-    progress: Progress | None = None,
 ) -> RunSummary:
-    """The whole pipeline once: ingest, load, segment, translate, align."""
+    """The whole pipeline once: ingest, load, segment, translate, align, link."""
     summary = RunSummary()
-    articles, ingest_result = step_ingest(outlets, settings, progress=progress)
+    articles, ingest_result = step_ingest(outlets, settings)
     summary.stages.append(ingest_result)
     with warehouse.open_warehouse(settings) as con:
         summary.stages.append(step_load_articles(con, outlets, articles, ingest_result))
