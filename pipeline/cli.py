@@ -458,3 +458,9 @@ def eval_translation(
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+
+# Command groups in pipeline/commands/ (report, search, watch, outlets, ...) register last.
+from pipeline.commands import register_all  # noqa: E402
+
+register_all(app)

@@ -34,6 +34,7 @@ class Outlet:
     homepage: str = ""
     country: str = ""
     fetch_pages: bool = True  # False: take the text from the feed item itself
+    group: str = ""  # a label for a side of coverage ("israeli", "palestinian", "gulf", ...)
 
 
 @dataclass(frozen=True)

@@ -177,11 +177,12 @@ def _insert(
 
 
 def upsert_outlets(con: duckdb.DuckDBPyConnection, outlets: Sequence[Outlet]) -> None:
-    rows = [(o.outlet_id, o.name, o.lang, o.feed_url, o.homepage, o.country) for o in outlets]
+    rows = [
+        (o.outlet_id, o.name, o.lang, o.feed_url, o.homepage, o.country, o.group) for o in outlets
+    ]
+    columns = ["outlet_id", "name", "lang", "feed_url", "homepage", "country", "outlet_group"]
     with transaction(con):
-        _insert(
-            con, "outlets", ["outlet_id", "name", "lang", "feed_url", "homepage", "country"], rows
-        )
+        _insert(con, "outlets", columns, rows)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pipeline.records import Outlet
 logger = logging.getLogger(__name__)
 
 _REQUIRED = ("id", "name", "lang", "feed_url")
-_OPTIONAL = ("homepage", "country", "fetch_pages")
+_OPTIONAL = ("homepage", "country", "fetch_pages", "group")
 
 
 def _is_http_url(value: str) -> bool:
@@ -33,7 +33,7 @@ def _outlet_from_table(table: dict[str, Any], index: int, path: Path) -> Outlet:
     unknown = sorted(set(table) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
         logger.warning("%s: ignoring unknown key(s) %s", label, ", ".join(unknown))
-    for key in ("id", "name", "lang", "feed_url", "homepage", "country"):
+    for key in ("id", "name", "lang", "feed_url", "homepage", "country", "group"):
         if key in table and not isinstance(table[key], str):
             raise ValueError(f"{label}: {key} must be a string, got {table[key]!r}")
     if not table["id"].strip():
@@ -54,6 +54,7 @@ def _outlet_from_table(table: dict[str, Any], index: int, path: Path) -> Outlet:
         homepage=homepage,
         country=table.get("country", ""),
         fetch_pages=fetch_pages,
+        group=table.get("group", "").strip().lower(),
     )
 
 
