@@ -78,6 +78,11 @@ class Settings:
     root: Path = PROJECT_ROOT
     runtime_dir: Path = PROJECT_ROOT / "var"
     warehouse: str = str(PROJECT_ROOT / "warehouse" / "parallax.duckdb")
+    # DuckLake only (warehouse = "ducklake:postgres:dbname=… host=…"): where its Parquet files go
+    # (a shared directory or s3://…; "" = <runtime_dir>/lake) and how many load tasks may write
+    # at once (the Airflow warehouse pool's slots; a DuckDB file always has one).
+    warehouse_data_path: str = ""
+    warehouse_writers: int = 4
     models_dir: Path = PROJECT_ROOT / "models" / "store"
     registry_path: Path = PROJECT_ROOT / "models" / "registry.toml"
     outlets_path: Path = PROJECT_ROOT / "config" / "outlets.toml"
@@ -96,6 +101,8 @@ class Settings:
 
 _ENV = {
     "PARALLAX_WAREHOUSE": "warehouse",
+    "PARALLAX_WAREHOUSE_DATA_PATH": "warehouse_data_path",
+    "PARALLAX_WAREHOUSE_WRITERS": "warehouse_writers",
     "PARALLAX_MODELS_DIR": "models_dir",
     "PARALLAX_RUNTIME_DIR": "runtime_dir",
     "PARALLAX_OUTLETS": "outlets_path",

@@ -2,7 +2,9 @@
 
 Every write goes through a function here, keyed on natural keys, one transaction per batch,
 so running a stage twice leaves the warehouse as after one run. The schema itself lives in
-`warehouse/*.sql`; this module only applies it.
+`warehouse/*.sql`; this module only applies it. The warehouse is a DuckDB file or a DuckLake
+(`pipeline.warehouse_backends`); upserts are MERGE statements on the natural key, which both
+run with the same result, and a load whose DuckLake commit loses a conflict is re-run.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
+from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import warehouse_backends as backends
 from pipeline.records import (
     Article,
     Event,
@@ -57,22 +61,12 @@ def connect(
     """Open the warehouse, retrying with backoff while another writer holds the file lock."""
     import duckdb
 
-    target = settings.warehouse
-    if target.startswith("ducklake:"):
-        raise NotImplementedError(
-            "DuckLake warehouses are the documented scale-out path; this build supports a "
-            "DuckDB file or ':memory:' (set PARALLAX_WAREHOUSE to a file path)"
-        )
-    if target != ":memory:":
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-    settings.extension_dir.mkdir(parents=True, exist_ok=True)
-    config: dict[str, str | bool | int | float | list[str]] = {
-        "extension_directory": str(settings.extension_dir)
-    }
+    backend = backends.backend_for(settings)
+    target = backend.target
     delay = lock_backoff_s
     for attempt in range(lock_retries + 1):
         try:
-            con = duckdb.connect(target, read_only=read_only, config=config)
+            con = backends.open_connection(backend, settings, read_only=read_only)
             break
         except duckdb.IOException as exc:
             if not _is_lock_error(exc) or attempt == lock_retries:
@@ -94,7 +88,7 @@ def open_warehouse(
     con = connect(settings, read_only=read_only)
     try:
         if not read_only:
-            migrate(con, settings.schema_dir)
+            _migrate_retrying(con, settings.schema_dir)
         yield con
     finally:
         con.close()
@@ -111,20 +105,35 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
+def _is_lake(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(
+        con.execute("SELECT current_database() = ?", [backends.LAKE_ALIAS]).fetchall()[0][0]
+    )
+
+
+def _migration_files(schema_dir: Path) -> list[Path]:
+    return sorted(p for p in schema_dir.glob("*.sql") if MIGRATION_RE.match(p.name))
+
+
 def migrate(con: duckdb.DuckDBPyConnection, schema_dir: Path) -> int:
-    """Apply `NNN_name.sql` files not yet recorded, then (re)create the views. Returns the version."""
+    """Apply `NNN_name.sql` files not yet recorded, then (re)create the views when views.sql
+    changed since they were last created (so concurrent DuckLake writers opening the warehouse
+    change no catalog entry). Returns the version."""
+    lake = _is_lake(con)
+    ddl = backends.ducklake_ddl if lake else (lambda sql: sql)
     con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version ("
-        "version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ)"
+        ddl(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            "version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ)"
+        )
     )
     applied = {r[0] for r in con.execute("SELECT version FROM schema_version").fetchall()}
-    files = sorted(p for p in schema_dir.glob("*.sql") if MIGRATION_RE.match(p.name))
-    for path in files:
+    for path in _migration_files(schema_dir):
         version = int(path.name[:3])
         if version in applied:
             continue
         with transaction(con):
-            con.execute(path.read_text(encoding="utf-8"))
+            con.execute(ddl(path.read_text(encoding="utf-8")))
             con.execute(
                 "INSERT INTO schema_version VALUES (?, ?, ?)",
                 [version, path.name, datetime.now(UTC)],
@@ -132,9 +141,57 @@ def migrate(con: duckdb.DuckDBPyConnection, schema_dir: Path) -> int:
         log.info("applied migration %s", path.name)
     views = schema_dir / VIEWS_FILE
     if views.is_file():
-        con.execute(views.read_text(encoding="utf-8"))
+        text = views.read_text(encoding="utf-8")
+        digest = sha256(text.encode("utf-8")).hexdigest()
+        tracked = bool(_column_types(con, "schema_views"))  # 011 applied (not in older schemas)
+        current = con.execute("SELECT sha256 FROM schema_views").fetchall() if tracked else []
+        if [r[0] for r in current] != [digest]:
+            with transaction(con):
+                con.execute(text)
+                if tracked:
+                    con.execute("DELETE FROM schema_views")
+                    con.execute(
+                        "INSERT INTO schema_views VALUES (?, ?)", [digest, datetime.now(UTC)]
+                    )
     row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()
     return int(row[0][0])
+
+
+@backends.retry_conflicts()
+def _migrate_retrying(con: duckdb.DuckDBPyConnection, schema_dir: Path) -> int:
+    return migrate(con, schema_dir)
+
+
+def natural_key(table: str) -> tuple[str, ...]:
+    """The natural key of `table` (its PRIMARY KEY in warehouse/*.sql; DuckLake stores none)."""
+    schema_dir = Settings().schema_dir
+    return backends.natural_keys(schema_dir, _migration_files(schema_dir)).get(table, ())
+
+
+def _column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    return dict(
+        con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
+            "AND database_name = current_database() AND schema_name = current_schema()",
+            [table],
+        ).fetchall()
+    )
+
+
+def merge_from(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: Sequence[str],
+    source: str,
+    params: Sequence[Any] | None = None,
+    *,
+    update: bool = True,
+) -> None:
+    """Upsert the rows of the query `source` into `table` by its natural key: an existing key's
+    other columns are replaced (`update=False`: kept), a new key is inserted. The same rows on
+    a DuckDB file and on a DuckLake."""
+    sql = backends.merge_sql(table, list(columns), natural_key(table), source, update=update)
+    con.execute(sql, list(params) if params is not None else None)
 
 
 def _rows(records: Iterable[Any]) -> list[tuple[Any, ...]]:
@@ -153,29 +210,51 @@ def _insert(
     *,
     mode: str = "OR REPLACE",
 ) -> None:
-    """One set-based INSERT over column lists. Not executemany: inside a transaction DuckDB keeps
-    each row-statement's state until commit (~250 KB a row), so large loads grew without bound."""
-    # identical rows once (lists, e.g. an event's outlets, compared as tuples)
-    unique = {tuple(tuple(v) if isinstance(v, list) else v for v in r): r for r in rows}
+    """One set-based upsert over column lists. Not executemany: inside a transaction DuckDB keeps
+    each row-statement's state until commit (~250 KB a row), so large loads grew without bound.
+
+    `mode` "OR REPLACE" replaces a row with the same natural key, "OR IGNORE" keeps it, ""
+    appends. One row per key (the last given), as one statement may not hit a key twice."""
+    if mode not in {"OR REPLACE", "OR IGNORE", ""}:
+        raise ValueError(f"unknown insert mode {mode!r}")
+    keys = natural_key(table) if mode else ()
+    if keys:
+        pos = [list(columns).index(k) for k in keys]
+        unique = {tuple(_hashable(r[i]) for i in pos): r for r in rows}
+    else:  # identical rows once (lists, e.g. an event's outlets, compared as tuples)
+        unique = {tuple(_hashable(v) for v in r): r for r in rows}
     rows = list(unique.values())
     if not rows:
         return
-    types = dict(
-        con.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ?", [table]
-        ).fetchall()
-    )
-    cols = ", ".join(columns)
-    lists = ", ".join(f"unnest(?::{types[c]}[])" for c in columns)
-    con.execute(
-        f"INSERT {mode} INTO {table} ({cols}) SELECT {lists}",
-        [list(c) for c in zip(*rows, strict=True)],
-    )
+    types = _column_types(con, table)
+    lists = ", ".join(f"unnest(?::{types[c]}[]) AS {c}" for c in columns)
+    params = [list(c) for c in zip(*rows, strict=True)]
+    if not mode:
+        con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {lists}", params)
+        return
+    merge_from(con, table, columns, f"SELECT {lists}", params, update=mode == "OR REPLACE")
+
+
+def upsert(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    keep_existing: bool = False,
+) -> None:
+    """Upsert `rows` by `table`'s natural key in the caller's transaction (both backends)."""
+    _insert(con, table, columns, rows, mode="OR IGNORE" if keep_existing else "OR REPLACE")
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 # ---------------------------------------------------------------- loads
 
 
+@backends.writes("outlets")
 def upsert_outlets(con: duckdb.DuckDBPyConnection, outlets: Sequence[Outlet]) -> None:
     rows = [
         (o.outlet_id, o.name, o.lang, o.feed_url, o.homepage, o.country, o.group) for o in outlets
@@ -193,6 +272,7 @@ class ArticleLoad:
     duplicates: int  # same outlet, same text under another URL
 
 
+@backends.writes("articles", "article_versions", "segments", "translations")
 def load_articles(
     con: duckdb.DuckDBPyConnection, articles: Sequence[Article], *, seen_at: datetime | None = None
 ) -> ArticleLoad:
@@ -284,11 +364,13 @@ def load_articles(
     )
 
 
+@backends.writes("segments")
 def load_segments(con: duckdb.DuckDBPyConnection, segments: Sequence[Segment]) -> None:
     with transaction(con):
         _insert(con, "segments", _columns(Segment), _rows(segments))
 
 
+@backends.writes("translations")
 def load_translations(
     con: duckdb.DuckDBPyConnection,
     translations: Sequence[Translation],
@@ -305,6 +387,7 @@ def load_translations(
         )
 
 
+@backends.writes("events", "event_articles")
 def load_events(
     con: duckdb.DuckDBPyConnection, events: Sequence[Event], assignments: Sequence[EventArticle]
 ) -> None:
@@ -333,6 +416,7 @@ def load_events(
         )
 
 
+@backends.writes("events", "event_articles")
 def clear_events(con: duckdb.DuckDBPyConnection, since: datetime | None = None) -> int:
     """Forget event assignments (of articles published since `since`, or all) so the next align
     re-clusters them from scratch. Returns how many assignments were dropped."""
@@ -354,6 +438,7 @@ def clear_events(con: duckdb.DuckDBPyConnection, since: datetime | None = None) 
     return int(n)
 
 
+@backends.writes("rejects")
 def load_rejects(
     con: duckdb.DuckDBPyConnection, rejects: Sequence[Reject], *, at: datetime | None = None
 ) -> None:

@@ -38,3 +38,17 @@ def sample_server() -> Iterator[str]:
 
     with serve_samples(PROJECT_ROOT / "samples" / "site", port=0) as base:
         yield base
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[object]:
+    """One throwaway PostgreSQL cluster on 127.0.0.1 for the session (DuckLake catalogs, Airflow
+    metadata); each test creates its own databases in it."""
+    from pipeline.devservices import pg_bindir, postgres_cluster
+
+    try:
+        pg_bindir()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    with postgres_cluster() as cluster:
+        yield cluster

@@ -255,7 +255,7 @@ def embed_segments(
     """Vectors per (article_id, seg_no) from `segment_vectors`; new or changed text is embedded."""
     import pyarrow as pa
 
-    from pipeline.warehouse import transaction
+    from pipeline.warehouse import merge_from, transaction
 
     ids = sorted({s.article_id for s in segments})
     cached: dict[tuple[str, int], tuple[str, np.ndarray]] = {}
@@ -293,9 +293,12 @@ def embed_segments(
         con.register("_parallax_segvec_in", rows)
         try:
             with transaction(con):
-                con.execute(
-                    "INSERT OR REPLACE INTO segment_vectors "
-                    "SELECT article_id, seg_no, embedder, text_sha256, vector FROM _parallax_segvec_in"
+                cols = ["article_id", "seg_no", "embedder", "text_sha256", "vector"]
+                merge_from(
+                    con,
+                    "segment_vectors",
+                    cols,
+                    f"SELECT {', '.join(cols)} FROM _parallax_segvec_in",
                 )
         finally:
             con.unregister("_parallax_segvec_in")
@@ -411,22 +414,13 @@ def _store(
 ) -> None:
     from dataclasses import astuple
 
-    from pipeline.warehouse import transaction
+    from pipeline.warehouse import transaction, upsert
 
     with transaction(con):
         con.execute("DELETE FROM segment_links WHERE event_id = ?", [event_id])
         con.execute("DELETE FROM divergences WHERE event_id = ?", [event_id])
-        if links:
-            con.executemany(
-                "INSERT OR REPLACE INTO segment_links "
-                "(event_id, article_a, seg_a, article_b, seg_b, score, method) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [astuple(link) for link in links],
-            )
-        if divergences:
-            con.executemany(
-                "INSERT OR REPLACE INTO divergences (event_id, article_a, seg_a, article_b, seg_b, "
-                "kind, span_a, span_b, value_a, value_b, unit, english_a, english_b) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [astuple(d) for d in divergences],
-            )
+        link_cols = ["event_id", "article_a", "seg_a", "article_b", "seg_b", "score", "method"]
+        upsert(con, "segment_links", link_cols, [astuple(link) for link in links])
+        div_cols = [*link_cols[:5], "kind", "span_a", "span_b", "value_a", "value_b", "unit"]
+        div_cols += ["english_a", "english_b"]
+        upsert(con, "divergences", div_cols, [astuple(d) for d in divergences])

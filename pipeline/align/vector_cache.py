@@ -57,7 +57,7 @@ def store_vectors(
         return
     import pyarrow as pa
 
-    from pipeline.warehouse import transaction
+    from pipeline.warehouse import merge_from, transaction
 
     table = pa.table(
         {
@@ -72,10 +72,8 @@ def store_vectors(
     con.register(_TEMP, table)
     try:
         with transaction(con):
-            con.execute(
-                "INSERT OR REPLACE INTO article_vectors (article_id, embedder, text_sha256, vector) "
-                f"SELECT article_id, embedder, text_sha256, vector FROM {_TEMP}"
-            )
+            cols = ["article_id", "embedder", "text_sha256", "vector"]
+            merge_from(con, "article_vectors", cols, f"SELECT {', '.join(cols)} FROM {_TEMP}")
     finally:
         con.unregister(_TEMP)
 

@@ -53,11 +53,15 @@ class DuckDBTranslationCache:
             first.setdefault(h, (src, en))  # one row per key: a statement may not hit a key twice
         if not first:
             return
-        self.con.execute(
-            "INSERT INTO translation_cache "
-            "(source_sha256, model_id, source_text, text_en, engine, created_at) "
-            "SELECT unnest(?::VARCHAR[]), ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), ?, "
-            "current_timestamp ON CONFLICT DO NOTHING",
+        from pipeline.warehouse import merge_from
+
+        merge_from(  # ON CONFLICT DO NOTHING, in a form a DuckLake (no keys) runs too
+            self.con,
+            "translation_cache",
+            ["source_sha256", "model_id", "source_text", "text_en", "engine", "created_at"],
+            "SELECT unnest(?::VARCHAR[]) AS source_sha256, ? AS model_id, "
+            "unnest(?::VARCHAR[]) AS source_text, unnest(?::VARCHAR[]) AS text_en, "
+            "? AS engine, current_timestamp AS created_at",
             [
                 list(first),
                 model_id,
@@ -65,4 +69,5 @@ class DuckDBTranslationCache:
                 [en for _, en in first.values()],
                 engine,
             ],
+            update=False,
         )
