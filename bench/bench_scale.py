@@ -214,6 +214,32 @@ def run(
     return seconds, committed, counts, lost  # type: ignore[return-value]
 
 
+def compaction(warehouse: str, data_path: str, runtime: str, loads: int) -> None:
+    """Snapshots and files a batch load leaves behind, and what the maintenance DAG's
+    compaction and snapshot expiry make of them (docs/scale.md scales these up)."""
+    from pipeline import warehouse as wh
+    from pipeline import warehouse_backends as backends
+    from pipeline.settings import load_settings
+
+    settings = load_settings(
+        warehouse=warehouse, warehouse_data_path=data_path, runtime_dir=Path(runtime)
+    )
+    with wh.open_warehouse(settings) as con:
+        snaps = con.execute(
+            f"SELECT count(*) FROM ducklake_snapshots('{backends.LAKE_ALIAS}')"
+        ).fetchall()[0][0]
+        t0 = time.perf_counter()
+        stats = backends.lake_maintenance(con, older_than_days=0)
+        secs = time.perf_counter() - t0
+    print(
+        f"  lake after {loads} batch loads: {snaps} snapshots, {stats['files_before']} data "
+        f"files + {stats['delete_files_before']} delete files ({snaps / loads:.1f} snapshots and "
+        f"{(stats['files_before'] + stats['delete_files_before']) / loads:.1f} files per load); "
+        f"maintenance {secs:.1f} s -> {stats['files_after']} data files, "
+        f"{stats['delete_files_after']} delete files, {stats['expired_snapshots']} snapshots expired"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--articles", type=int, default=1200)
@@ -267,6 +293,8 @@ def main() -> None:
                     f"{committed} batch loads committed  rows exact: {ok}  "
                     f"duplicates {run_dup}  missing {missing}"
                 )
+                if name == "ducklake_1w":
+                    compaction(target, data, str(tmp / "var"), committed)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     speedup2 = results["ducklake_1w"] / results["ducklake_2w"]

@@ -245,7 +245,10 @@ def sql(query: Annotated[str, typer.Argument(help="SQL to run against the wareho
     import duckdb
 
     settings = _settings()
-    if settings.warehouse != ":memory:" and not Path(settings.warehouse).exists():
+    from pipeline.warehouse_backends import backend_for
+
+    is_file = not backend_for(settings).is_lake and settings.warehouse != ":memory:"
+    if is_file and not Path(settings.warehouse).exists():
         console.print(
             f"[red]no warehouse at {settings.warehouse}[/red]: run `parallax demo` or `parallax run`"
         )
