@@ -28,14 +28,14 @@ from tests.test_dags import DAG_IDS, airflow_env, sample_outlets_toml, stages_re
 
 pytestmark = [
     pytest.mark.scale,
-    pytest.mark.timeout(1500),
+    pytest.mark.timeout(2400),
     pytest.mark.slow,
     pytest.mark.skipif(not stages_ready(), reason="stage packages or samples not written yet"),
     pytest.mark.skipif(not services_available(), reason="postgresql / redis-server not installed"),
 ]
 
 SCRIPT = PROJECT_ROOT / "scripts" / "airflow-celery.sh"
-WAIT_S = 900.0  # ~2 min on an idle 2-core machine; far more when it is shared
+WAIT_S = 1500.0  # minutes on an idle 2-core machine; far more when it is shared
 
 
 def _descendants_alive(pgid: int) -> list[int]:
@@ -75,7 +75,12 @@ def test_celery_stack_matches_single_process_run(
     state = Path(tempfile.mkdtemp(prefix="parallax-scale-"))
     config = tmp_path / "parallax.toml"
     config.write_text("[translate]\nmax_new_tokens = 8\n", encoding="utf-8")
-    outlets_toml = sample_outlets_toml(sample_server, tmp_path / "outlets.toml")
+    # one outlet per language keeps the run short on a 2-core machine
+    outlets_toml = _subset(
+        sample_outlets_toml(sample_server, tmp_path / "all-outlets.toml"),
+        {"haboker", "al-masdar", "daily-ledger"},
+        tmp_path / "outlets.toml",
+    )
     port = free_port()
     env = airflow_env(
         state / "airflow",
@@ -96,6 +101,7 @@ def test_celery_stack_matches_single_process_run(
         AIRFLOW__CELERY__WORKER_CONCURRENCY="2",
         AIRFLOW__CORE__PARALLELISM="4",
         AIRFLOW__API__WORKERS="1",
+        AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="120",  # CI machines are shared
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
         AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
         PARALLAX_AIRFLOW_STOP_GRACE_S="15",
@@ -234,6 +240,14 @@ def _stop(script: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(script.pid, signal.SIGKILL)
         script.wait(timeout=30)
+
+
+def _subset(path: Path, keep: set[str], out: Path) -> Path:
+    """The outlets file at `path` with only the outlets in `keep`."""
+    blocks = path.read_text(encoding="utf-8").split("[[outlet]]")
+    kept = [b for b in blocks[1:] if any(f'id = "{k}"' in b for k in keep)]
+    out.write_text(blocks[0] + "".join("[[outlet]]" + b for b in kept), encoding="utf-8")
+    return out
 
 
 def _pg_ctl(state: Path, port: str, action: str) -> subprocess.CompletedProcess[bytes]:
