@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from pipeline.export.text import safe_href, visible
@@ -101,6 +102,16 @@ class DivergenceNote:
 
 
 @dataclass(frozen=True)
+class NoteLine:
+    """The notes of one sentence that name the same other figure, as one line."""
+
+    kind: str
+    other_value: str
+    other_statement: int
+    outlets: tuple[tuple[str, str], ...]  # (name, lang) of the outlets stating it
+
+
+@dataclass(frozen=True)
 class Piece:
     """A run of a sentence's text; `note` is set on a highlighted figure."""
 
@@ -127,11 +138,26 @@ class Sentence:
     def is_english(self) -> bool:
         return self.lang == "en"
 
-    @property
+    @cached_property
     def pieces(self) -> tuple[Piece, ...]:
         return _pieces(self.original, [(n.span, n) for n in self.notes])
 
-    @property
+    @cached_property
+    def note_lines(self) -> tuple[NoteLine, ...]:
+        lines: dict[tuple[str, str], list[DivergenceNote]] = {}
+        for n in self.notes:
+            lines.setdefault((n.kind, n.other_value), []).append(n)
+        return tuple(
+            NoteLine(
+                kind,
+                value,
+                min(n.other_statement for n in ns),
+                tuple(dict.fromkeys((n.other_outlet, n.other_lang) for n in ns)),
+            )
+            for (kind, value), ns in lines.items()
+        )
+
+    @cached_property
     def english_pieces(self) -> tuple[Piece, ...]:
         """The English with this sentence's divergent figures marked where it states them."""
         if self.english is None or not self.notes:
@@ -155,12 +181,16 @@ class Statement:
 
     @property
     def gist(self) -> str:
-        """A short English reading of the statement, for the sticky first column."""
-        for cell in self.cells:
-            for s in cell:
-                text = s.english if s.english is not None else s.original
-                return text if len(text) <= 140 else text[:139] + "…"
-        return ""
+        """A short English reading of the statement, for the sticky first column: an English
+        original if an outlet has one, else the first translation, else the first original."""
+        sentences = [s for cell in self.cells for s in cell]
+        if not sentences:
+            return ""
+        best = min(
+            sentences, key=lambda s: (not s.is_english, s.english is None or bool(s.flagged))
+        )
+        text = best.english if best.english is not None else best.original
+        return text if len(text) <= 140 else text[:139] + "…"
 
 
 @dataclass(frozen=True)
@@ -534,9 +564,14 @@ def _differ(
     )
     for node, value, unit, span, key in sides:
         groups[top(node)][round(value, 6)].append((unit, span, key))
-    entries = []
+    # Components stating the same figures (a second sentence pair repeating the dispute) merge.
+    merged: dict[tuple[str, str, tuple[float, ...]], dict[float, list[tuple[str, str, Key]]]] = {}
     for root, values in groups.items():
-        kind = root[0]
+        slot = merged.setdefault((root[0], root[1], tuple(sorted(values))), defaultdict(list))
+        for value, where in values.items():
+            slot[value].extend(where)
+    entries = []
+    for (kind, _, _), values in merged.items():
         vals = []
         for value, where in sorted(values.items()):
             keys = sorted({k for _, _, k in where}, key=lambda k: (number[root_of(k)], k))

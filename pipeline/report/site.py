@@ -7,6 +7,11 @@ Deterministic: no wall-clock time in any file and every list in a stable order, 
 over the same warehouse produces the same bytes. A file is written only when its bytes differ
 from what is on disk, and event pages of events that no longer exist are removed; the result
 lists both, which is how a caller knows what a run changed.
+
+A manifest (`.parallax-report.json`) keeps, per event page, a fingerprint of its model (the
+statement rows, notes, outlets and articles) and of the rendering code; a page whose
+fingerprint and file are unchanged is not rendered again, so a refresh after every scheduled
+run costs the loading plus the pages of the events that moved.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENTS_DIR = "events"
+MANIFEST = ".parallax-report.json"
 SPARK_BINS = 16
 SPARK_W, SPARK_H = 96, 20
 
@@ -92,13 +98,25 @@ def build_site(
         and (not langs or set(langs) & set(ev.langs))
     ]
     (out_dir / EVENTS_DIR).mkdir(parents=True, exist_ok=True)
+    manifest_path = out_dir / MANIFEST
+    try:
+        before = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        before = {}
+    code = _code_fingerprint()
+    manifest: dict[str, str] = {}
     entries = []
     keep = set()
     for ev in events:
         name = page_name(ev.event_id)
         keep.add(name)
-        data = render_html(ev, back_href="../index.html").encode("utf-8")
-        _write(out_dir / EVENTS_DIR / name, data, result)
+        path = out_dir / EVENTS_DIR / name
+        fingerprint = hashlib.sha256(f"{code}\n{ev!r}".encode()).hexdigest()
+        manifest[name] = fingerprint
+        if before.get(name) == fingerprint and path.is_file():
+            result.unchanged += 1
+        else:
+            _write(path, render_html(ev, back_href="../index.html").encode("utf-8"), result)
         entries.append(
             IndexEntry(
                 ev=ev,
@@ -123,6 +141,7 @@ def build_site(
         if path.name not in keep:
             path.unlink()
             result.removed.append(path)
+    _write(manifest_path, (json.dumps(manifest, indent=0, sort_keys=True) + "\n").encode(), None)
     result.events = len(events)
     result.seconds = time.perf_counter() - t0
     log.info(
@@ -205,15 +224,28 @@ def _spark(ev: EventStatements) -> str:
     )
 
 
-def _write(path: Path, data: bytes, result: SiteResult) -> None:
+def _code_fingerprint() -> str:
+    """Hash of the templates and the code that shapes a page: a change re-renders every page."""
+    from pipeline import export
+
+    root = Path(export.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("*.py"), *(root / "templates").glob("*.j2")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _write(path: Path, data: bytes, result: SiteResult | None) -> None:
     """Write only when the bytes differ, through a temporary file (a reader never sees half)."""
     try:
         if path.read_bytes() == data:
-            result.unchanged += 1
+            if result is not None:
+                result.unchanged += 1
             return
     except FileNotFoundError:
         pass
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
-    result.written.append(path)
+    if result is not None:
+        result.written.append(path)
