@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import html as html_lib
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
+from pipeline.export.formats import write_export
 from pipeline.export.statements import ROW_FIELDS, EventStatements
 
 
@@ -74,3 +77,19 @@ def html_rows(page: str, ev: EventStatements) -> list[tuple[str, ...]]:
                     }
                 )
     return normalised(rows)
+
+
+def check_round_trip(ev: EventStatements, folder: Path) -> None:
+    """CSV, Markdown, Parquet and the HTML page carry exactly the model's rows."""
+    import pyarrow.parquet as pq
+
+    expected = normalised([r.as_dict() for r in ev.rows()])
+    paths = {
+        fmt: write_export(ev, fmt, folder / f"{ev.event_id}.{fmt}")
+        for fmt in ("csv", "md", "parquet", "html")
+    }
+    with paths["csv"].open(encoding="utf-8", newline="") as fh:
+        assert normalised(list(csv.DictReader(fh))) == expected
+    assert normalised(pq.read_table(paths["parquet"]).to_pylist()) == expected
+    assert normalised(markdown_rows(paths["md"].read_text(encoding="utf-8"))) == expected
+    assert html_rows(paths["html"].read_text(encoding="utf-8"), ev) == expected

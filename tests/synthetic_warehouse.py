@@ -69,8 +69,17 @@ TEMPLATES = {
         "Discussions on {topic} are expected to resume on Sunday.",
     ],
 }
-TOPICS = ["the crossing", "the water deal", "the port", "the border fence", "the ceasefire",
-          "the prisoner exchange", "the power plant", "the fishing zone", "the aid corridor"]
+TOPICS = [
+    "the crossing",
+    "the water deal",
+    "the port",
+    "the border fence",
+    "the ceasefire",
+    "the prisoner exchange",
+    "the power plant",
+    "the fishing zone",
+    "the aid corridor",
+]
 
 
 @dataclass(frozen=True)
@@ -86,8 +95,13 @@ def outlets(n: int = 12) -> list[Outlet]:
         lang = LANGS[i % 3]
         name = OUTLET_NAMES[lang][(i // 3) % 4]
         out.append(
-            Outlet(f"{lang}{i // 3 + 1}", name, lang, f"http://127.0.0.1/{lang}{i}/feed",
-                   group={"he": "israeli", "ar": "arab", "en": "international"}[lang])
+            Outlet(
+                f"{lang}{i // 3 + 1}",
+                name,
+                lang,
+                f"http://127.0.0.1/{lang}{i}/feed",
+                group={"he": "israeli", "ar": "arab", "en": "international"}[lang],
+            )
         )
     return out
 
@@ -114,8 +128,10 @@ def fill(
     widest = ""
     e = 0
     while len(articles) < n_articles:
-        k = widest_outlets if e == 0 and widest_outlets else rng.choice(
-            [1, 1, 1, 2, 2, 3, 3, 4, 5, 6, 8, 12]
+        k = (
+            widest_outlets
+            if e == 0 and widest_outlets
+            else rng.choice([1, 1, 1, 2, 2, 3, 3, 4, 5, 6, 8, 12])
         )
         k = min(k, n_outlets)
         chosen = rng.sample(outs, k)
@@ -132,8 +148,17 @@ def fill(
             text = "\n\n".join(sents)
             pub = start + timedelta(minutes=rng.randint(0, 600))
             art = Article(
-                article_id_for(url), o.outlet_id, url, f"{topic} ({o.name}) {e}", pub, text,
-                "page", sha256_text(text), o.lang, 0.99, "script",
+                article_id_for(url),
+                o.outlet_id,
+                url,
+                f"{topic} ({o.name}) {e}",
+                pub,
+                text,
+                "page",
+                sha256_text(text),
+                o.lang,
+                0.99,
+                "script",
             )
             arts.append(art)
             for s_no, s in enumerate(sents):
@@ -143,8 +168,11 @@ def fill(
                 ) + (f" ({e})" if s_no == len(sents) - 1 else "")
                 translations.append(
                     Translation(
-                        art.article_id, s_no, "identity" if o.lang == "en" else "synthetic",
-                        s if o.lang == "en" else english, sha256_text(s),
+                        art.article_id,
+                        s_no,
+                        "identity" if o.lang == "en" else "synthetic",
+                        s if o.lang == "en" else english,
+                        sha256_text(s),
                     )
                 )
         arts.sort(key=lambda a: a.published_at or START)
@@ -163,16 +191,52 @@ def fill(
                     aw, am = by_outlet[w.outlet_id], by_outlet[m.outlet_id]
                     sw, sm = WEEKS[w.lang].format(n=4), MONTHS[m.lang].format(n=4)
                     if aw.article_id < am.article_id:
-                        divergences.append((event_id, aw.article_id, 0, am.article_id, 0,
-                                            "duration", sw, sm, 28.0, 120.0, "day", "", ""))
+                        divergences.append(
+                            (
+                                event_id,
+                                aw.article_id,
+                                0,
+                                am.article_id,
+                                0,
+                                "duration",
+                                sw,
+                                sm,
+                                28.0,
+                                120.0,
+                                "day",
+                                "",
+                                "",
+                            )
+                        )
                     else:
-                        divergences.append((event_id, am.article_id, 0, aw.article_id, 0,
-                                            "duration", sm, sw, 120.0, 28.0, "day", "", ""))
+                        divergences.append(
+                            (
+                                event_id,
+                                am.article_id,
+                                0,
+                                aw.article_id,
+                                0,
+                                "duration",
+                                sm,
+                                sw,
+                                120.0,
+                                28.0,
+                                "day",
+                                "",
+                                "",
+                            )
+                        )
         pubs = [a.published_at for a in arts if a.published_at]
         events.append(
-            Event(event_id, f"Talks on {topic} #{e}", min(pubs), max(pubs),
-                  tuple(sorted(o.outlet_id for o in chosen)),
-                  tuple(sorted({o.lang for o in chosen})), len(arts))
+            Event(
+                event_id,
+                f"Talks on {topic} #{e}",
+                min(pubs),
+                max(pubs),
+                tuple(sorted(o.outlet_id for o in chosen)),
+                tuple(sorted({o.lang for o in chosen})),
+                len(arts),
+            )
         )
         members.extend(EventArticle(event_id, a.article_id, 0.9) for a in arts)
         if not widest or k > len(events[[ev.event_id for ev in events].index(widest)].outlets):
@@ -180,14 +244,18 @@ def fill(
         e += 1
     # Set-based loads through Arrow: the row loaders are built for stage-sized batches.
     seen = START
-    _bulk(con, "articles", [
-        {**asdict(a), "version": 1, "first_seen_at": seen, "updated_at": seen} for a in articles
-    ])
+    _bulk(
+        con,
+        "articles",
+        [{**asdict(a), "version": 1, "first_seen_at": seen, "updated_at": seen} for a in articles],
+    )
     _bulk(con, "segments", [asdict(x) for x in segments])
     _bulk(con, "translations", [{**asdict(t), "created_at": seen} for t in translations])
-    _bulk(con, "events", [
-        {**asdict(ev), "outlets": list(ev.outlets), "langs": list(ev.langs)} for ev in events
-    ])
+    _bulk(
+        con,
+        "events",
+        [{**asdict(ev), "outlets": list(ev.outlets), "langs": list(ev.langs)} for ev in events],
+    )
     _bulk(con, "event_articles", [asdict(m) for m in members])
     for table, rows in (("segment_links", links), ("divergences", divergences)):
         names = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from pipeline import warehouse
 from pipeline.export.formats import render_markdown
 from pipeline.export.side_by_side import UnknownEvent, load_event, render_html, write_export
-from pipeline.export.statements import ROW_FIELDS, EventStatements
+from pipeline.export.statements import ROW_FIELDS
 from pipeline.export.text import safe_href, visible
 from pipeline.records import (
     Article,
@@ -24,7 +23,7 @@ from pipeline.records import (
     sha256_text,
 )
 from pipeline.settings import Settings
-from tests.export_rows import html_rows, markdown_rows, normalised
+from tests.export_rows import check_round_trip
 
 HOSTILE = '<script>alert("x")</script>'
 
@@ -93,9 +92,7 @@ def _fill(con) -> str:  # type: ignore[no-untyped-def]
     warehouse.load_events(con, [ev], [EventArticle("ev_1", a.article_id, 0.9) for a in arts])
     he, en = arts[0].article_id, arts[1].article_id
     a, b, sa, sb = (he, en, 0, 0) if he < en else (en, he, 0, 0)
-    con.execute(
-        "INSERT INTO segment_links VALUES ('ev_1', ?, ?, ?, ?, 0.5, '1:1')", [a, sa, b, sb]
-    )
+    con.execute("INSERT INTO segment_links VALUES ('ev_1', ?, ?, ?, ?, 0.5, '1:1')", [a, sa, b, sb])
     span = {he: ("ארבעה שבועות", 28.0), en: ("four months", 120.0)}
     con.execute(
         "INSERT INTO divergences VALUES ('ev_1', ?, 0, ?, 0, 'duration', ?, ?, ?, ?, 'day', '', '')",
@@ -154,20 +151,6 @@ def test_every_format_has_the_same_rows(filled, tmp_path: Path) -> None:  # type
     check_round_trip(ev, tmp_path)
 
 
-def check_round_trip(ev: EventStatements, folder: Path) -> None:
-    """CSV, Markdown, Parquet and the HTML page carry exactly the model's rows."""
-    import pyarrow.parquet as pq
-
-    expected = normalised([r.as_dict() for r in ev.rows()])
-    paths = {fmt: write_export(ev, fmt, folder / f"{ev.event_id}.{fmt}") for fmt in
-             ("csv", "md", "parquet", "html")}
-    with paths["csv"].open(encoding="utf-8", newline="") as fh:
-        assert normalised(list(csv.DictReader(fh))) == expected
-    assert normalised(pq.read_table(paths["parquet"]).to_pylist()) == expected
-    assert normalised(markdown_rows(paths["md"].read_text(encoding="utf-8"))) == expected
-    assert html_rows(paths["html"].read_text(encoding="utf-8"), ev) == expected
-
-
 def test_markdown_keeps_hostile_text_as_text(filled) -> None:  # type: ignore[no-untyped-def]
     con, event_id = filled
     md = render_markdown(load_event(con, event_id))
@@ -178,8 +161,17 @@ def test_markdown_keeps_hostile_text_as_text(filled) -> None:  # type: ignore[no
 def test_text_helpers() -> None:
     assert visible("a\u202eb\u2067c\u200f") == "a[U+202E]b[U+2067]c\u200f"
     assert safe_href("https://x.test/a?b=1") == "https://x.test/a?b=1"
-    for bad in ("javascript:alert(1)", " JAVASCRIPT:alert(1)", "data:text/html,x", "//x.test",
-                "http://x.test/\u202e", "http://x.test/a b", "", None, "http:///nohost"):
+    for bad in (
+        "javascript:alert(1)",
+        " JAVASCRIPT:alert(1)",
+        "data:text/html,x",
+        "//x.test",
+        "http://x.test/\u202e",
+        "http://x.test/a b",
+        "",
+        None,
+        "http:///nohost",
+    ):
         assert safe_href(bad) is None, bad
 
 

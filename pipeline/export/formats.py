@@ -84,15 +84,15 @@ def timeline(ev: EventStatements) -> Timeline:
             frac = (a.published_at - t0).total_seconds() / span if span else 0.5
             xs.append(round(LABEL_W + frac * plot, 1))
         lanes.append(Lane(o.name, o.lang, 14 + i * LANE_H, tuple(xs)))
-    return Timeline(
-        TIMELINE_W, 22 + len(lanes) * LANE_H, LABEL_W, tuple(lanes), when(t0), when(t1)
-    )
+    return Timeline(TIMELINE_W, 22 + len(lanes) * LANE_H, LABEL_W, tuple(lanes), when(t0), when(t1))
 
 
 def render_html(ev: EventStatements, *, back_href: str | None = None) -> str:
     """The aligned event page (statements x outlets), self-contained."""
-    return jinja_env().get_template("event.html.j2").render(
-        ev=ev, back_href=back_href, tl=timeline(ev), wide=len(ev.outlets) > 3
+    return (
+        jinja_env()
+        .get_template("event.html.j2")
+        .render(ev=ev, back_href=back_href, tl=timeline(ev), wide=len(ev.outlets) > 3)
     )
 
 

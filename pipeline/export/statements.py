@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.export.text import safe_href, visible
 from pipeline.records import RTL_LANGS
@@ -55,7 +55,7 @@ _KIND_LABELS = {
     "number": "number",
     "name": "name",
 }
-_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 class UnknownEvent(LookupError):
@@ -167,7 +167,11 @@ class Sentence:
         marks = []
         for v in extract_values(self.english, "en"):
             for n in self.notes:
-                if v.kind == n.kind and v.text and n.value == _format_value(v.kind, v.value, v.unit):
+                if (
+                    v.kind == n.kind
+                    and v.text
+                    and n.value == _format_value(v.kind, v.value, v.unit)
+                ):
                     marks.append((v.text, n))
         return _pieces(self.english, marks)
 
@@ -305,7 +309,7 @@ def load_events(
         "ORDER BY event_id",
         params,
     ).fetchall()
-    members: dict[str, list[tuple]] = defaultdict(list)  # type: ignore[type-arg]
+    members: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for row in con.execute(
         f"""
         SELECT ea.event_id, a.article_id, a.outlet_id, coalesce(o.name, a.outlet_id),
@@ -318,7 +322,7 @@ def load_events(
         params,
     ).fetchall():
         members[row[0]].append(row[1:])
-    sentences: dict[str, list[tuple]] = defaultdict(list)  # type: ignore[type-arg]
+    sentences: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for row in con.execute(
         f"""
         SELECT ea.event_id, p.article_id, p.seg_no, coalesce(p.lang, ''), p.original, p.english,
@@ -329,12 +333,12 @@ def load_events(
         params,
     ).fetchall():
         sentences[row[0]].append(row[1:])
-    links: dict[str, list[tuple]] = defaultdict(list)  # type: ignore[type-arg]
+    links: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for row in con.execute(
         f"SELECT event_id, article_a, seg_a, article_b, seg_b FROM segment_links {where}", params
     ).fetchall():
         links[row[0]].append(row[1:])
-    divergences: dict[str, list[tuple]] = defaultdict(list)  # type: ignore[type-arg]
+    divergences: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for row in con.execute(
         f"""
         SELECT event_id, article_a, seg_a, article_b, seg_b, kind, span_a, span_b,
@@ -379,10 +383,10 @@ def _build(
     first_seen: datetime | None,
     last_seen: datetime | None,
     langs: tuple[str, ...],
-    members: list[tuple],  # type: ignore[type-arg]
-    sentence_rows: list[tuple],  # type: ignore[type-arg]
-    link_rows: list[tuple],  # type: ignore[type-arg]
-    divergence_rows: list[tuple],  # type: ignore[type-arg]
+    members: list[tuple[Any, ...]],
+    sentence_rows: list[tuple[Any, ...]],
+    link_rows: list[tuple[Any, ...]],
+    divergence_rows: list[tuple[Any, ...]],
 ) -> EventStatements:
     articles = sorted(
         (
@@ -395,9 +399,7 @@ def _build(
     by_outlet: dict[str, list[ArticleInfo]] = defaultdict(list)
     for art in articles:
         by_outlet[art.outlet_id].append(art)
-    outlet_ids = sorted(
-        by_outlet, key=lambda o: (by_outlet[o][0].published_at or _NEVER, o)
-    )
+    outlet_ids = sorted(by_outlet, key=lambda o: (by_outlet[o][0].published_at or _NEVER, o))
     outlets = tuple(
         OutletInfo(
             outlet_id=oid,
@@ -529,14 +531,14 @@ def _outlet_lang(arts: list[ArticleInfo]) -> str:
 
 
 def _differ(
-    rows: Iterable[tuple],  # type: ignore[type-arg]
+    rows: Iterable[tuple[Any, ...]],
     raw: dict[Key, tuple[str, str, str | None, str]],
     outlet_of: dict[str, str],
     outlets: tuple[OutletInfo, ...],
     root_of: Callable[[Key], Key],
     number: dict[Key, int],
 ) -> tuple[DifferEntry, ...]:
-    """"Where outlets differ": divergences of one kind and unit that touch the same sentences
+    """ "Where outlets differ": divergences of one kind and unit that touch the same sentences
     form one entry, listing each figure with the outlets that state it."""
     outlet_by_id = {o.outlet_id: o for o in outlets}
     rank = {o.outlet_id: i for i, o in enumerate(outlets)}
