@@ -364,3 +364,20 @@ def test_wide_event_scrolls_with_context_in_view(browser, tmp_path: Path) -> Non
             d.save_screenshot(str(tmp_path / "outlets12-scrolled.png"))
         else:
             assert not state["scrolls"], state  # two outlets fit the window
+
+
+def test_report_command_filters_by_language_and_date(demo, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    _, settings, rafah = demo
+    monkeypatch.setenv("PARALLAX_WAREHOUSE", settings.warehouse)
+    counts = {}
+    for name, extra in (("all", []), ("ar", ["--lang", "ar"]), ("late", ["--since", "2026-11-15"])):
+        res = CliRunner().invoke(app, ["report", "--out", str(tmp_path / name), *extra])
+        assert res.exit_code == 0, res.output
+        counts[name] = int(res.stdout.split("events=")[1].split()[0])
+        index = (tmp_path / name / "index.html").read_text(encoding="utf-8")
+        assert (rafah in index) == (name != "late")
+    assert counts["all"] > counts["ar"] > 0 and counts["all"] > counts["late"] > 0
