@@ -116,9 +116,10 @@ def test_statements_group_linked_sentences_and_follow_the_first_reporter(filled)
     first = ev.statements[0]
     assert [len(c) for c in first.cells] == [1, 1] and first.unique_to is None
     assert first.kinds == ("duration",)
-    # the Ledger's extra sentences follow the linked one they follow in its own text
+    # the reporter's own text stays in order; the Ledger's extras (no shared statement after
+    # them in its text) come last
     rest = [(st.unique_to, st.cells[0] or st.cells[1]) for st in ev.statements[1:]]
-    assert [(u, c[0].seg_no) for u, c in rest] == [("en1", 1), ("en1", 2), ("he1", 1)]
+    assert [(u, c[0].seg_no) for u, c in rest] == [("he1", 1), ("en1", 1), ("en1", 2)]
     rows = ev.rows()
     assert len(rows) == 5 and [r.statement for r in rows] == [1, 1, 2, 3, 4]
     pending = [r for r in rows if r.pending]

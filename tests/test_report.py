@@ -297,14 +297,15 @@ def test_report_and_rafah_page_in_chromium(browser, demo, tmp_path: Path) -> Non
         const rtl = [...document.querySelectorAll('p.orig[lang="he"], p.orig[lang="ar"]')];
         const ltr = [...document.querySelectorAll('p.orig[lang="en"]')];
         const marks = [...document.querySelectorAll('p.orig mark.div[data-kind="duration"]')];
-        const firstScreen = marks.filter(m => m.getBoundingClientRect().bottom < innerHeight);
+        const differ = [...document.querySelectorAll('#differ mark.div')];
         return {
           rows: rows.length,
           cellsPerRow: rows.map(r => r.querySelectorAll('td.cell').length),
           rtl: rtl.map(p => getComputedStyle(p).direction),
           ltr: ltr.map(p => getComputedStyle(p).direction),
           marks: marks.map(m => [m.textContent, m.closest('td').dataset.outlet]),
-          firstScreen: firstScreen.map(m => m.title.split(' here')[0]),
+          firstScreen: differ.filter(m => m.getBoundingClientRect().bottom < innerHeight)
+            .map(m => m.textContent),
           differ: [...document.querySelectorAll('#differ li')].map(li => li.textContent),
           markBg: marks.length ? getComputedStyle(marks[0]).backgroundColor : '',
         };
@@ -317,8 +318,21 @@ def test_report_and_rafah_page_in_chromium(browser, demo, tmp_path: Path) -> Non
     assert len(outlets_marked) >= 2  # the divergence highlighted on both sides
     texts = " ".join(t for t, _ in info["marks"])
     assert "four months" in texts and ("שבועות" in texts or "أسابيع" in texts)
-    # both sides of the dispute in the first screenful
-    assert {"duration: 4 weeks", "duration: 4 months"} <= set(info["firstScreen"]), info
+    # both sides of the dispute in the first screenful, each a link to its row
+    assert {"4 weeks", "4 months"} <= set(info["firstScreen"]), info
+    for value in ("4 weeks", "4 months"):
+        d.find_element(By.XPATH, f"//section[@id='differ']//a[mark='{value}']").click()
+        shown = d.execute_script(
+            """
+            const row = document.querySelector(location.hash);
+            const box = document.querySelector('.gridwrap').getBoundingClientRect();
+            return [...row.querySelectorAll('p.orig mark.div')].filter(m => {
+              const r = m.getBoundingClientRect();
+              return r.top >= Math.max(0, box.top) && r.bottom <= Math.min(innerHeight, box.bottom);
+            }).map(m => m.title.split(' here')[0]);
+            """
+        )
+        assert f"duration: {value}" in shown, (value, shown)
     assert any("4 weeks" in li and "4 months" in li for li in info["differ"])
     assert info["markBg"] not in ("", "rgba(0, 0, 0, 0)")
 

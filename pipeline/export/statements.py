@@ -7,9 +7,9 @@ event has more than one outlet (the rule of the `unique_statements` view). Figur
 
 Outlets are ordered by first publication (earliest article; undated last, then outlet id); the
 first is the *first reporter*. Reading order of the statements: the first reporter's articles
-in publication order, sentence by sentence; then each later outlet in turn, where a statement
-it carries that is not yet placed goes right after the statement that precedes it in that
-outlet's own text (so an outlet's extra sentences sit where it says them, not at the end).
+in publication order, sentence by sentence; then each later outlet in turn, where statements it
+carries that are not placed yet go just before the next already-placed statement of its own
+text (so an outlet's extra sentences sit where it says them), or at the end when none follows.
 
 Everything is loaded in a few set-wide queries (`load_events`), so the report site over
 thousands of events costs five queries, not five per event.
@@ -449,15 +449,18 @@ def _build(
     order: list[Key] = []
     placed: set[Key] = set()
     for oid in outlet_ids:
-        cursor = -1
+        pending: list[Key] = []  # this outlet's statements not placed yet, in its text order
         for key in reading[oid]:
             root = find(key)
             if root in placed:
-                cursor = order.index(root)
-            else:
-                cursor += 1
-                order.insert(cursor, root)
-                placed.add(root)
+                at = order.index(root)  # the pending run goes just before this shared statement
+                order[at:at] = pending
+                placed.update(pending)
+                pending = []
+            elif root not in pending:
+                pending.append(root)
+        order.extend(pending)
+        placed.update(pending)
     number = {root: i + 1 for i, root in enumerate(order)}
 
     # Divergence notes on both sides.
