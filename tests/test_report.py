@@ -256,7 +256,7 @@ def _visible_rows(driver: Any) -> list[str]:
 
 def test_report_and_rafah_page_in_chromium(browser, demo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     root, settings, rafah = demo
     site = root / "var" / "report"
@@ -285,8 +285,8 @@ def test_report_and_rafah_page_in_chromium(browser, demo, tmp_path: Path) -> Non
     )
     early = _visible_rows(d)
     assert rafah not in early and len(early) < len(everything)  # Rafah: 11 November
-    form.find_element(By.CSS_SELECTOR, "button[type=reset]").click()
-    assert _visible_rows(d) == everything
+    form.find_element(By.CSS_SELECTOR, "button[type=reset]").click()  # applied after the reset
+    WebDriverWait(d, 10).until(lambda drv: _visible_rows(drv) == everything)
 
     d.find_element(By.CSS_SELECTOR, f'tr[data-event="{rafah}"] td.label a').click()
     assert d.current_url.endswith(f"events/{page_name(rafah)}")
