@@ -1,7 +1,9 @@
 """One typed settings object for every stage, the CLI and the DAGs.
 
-Defaults live here; `config/parallax.toml` (or the file named by PARALLAX_CONFIG) overrides
-them; environment variables override both. Stages receive the object explicitly.
+Defaults live here; the workspace's `parallax.toml` (`config/parallax.toml` in a checkout, or the
+file named by PARALLAX_CONFIG) overrides them; environment variables override both. Writable
+paths come from the workspace (`pipeline/workspace.py`), read-only resources (schema, sample,
+registry) from the checkout or the installed package. Stages receive the object explicitly.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.workspace import Workspace
 
 PROJECT_ROOT = Path(os.environ.get("PARALLAX_ROOT", Path(__file__).resolve().parent.parent))
 
@@ -33,6 +38,8 @@ class TranslateSettings:
     # "" = each pair's engine from models/registry.toml (CTranslate2 int8, the fast path);
     # "transformers" (the reference) or "ctranslate2" override it for every pair.
     engine: str = ""
+    # Registry tier: "default" (opus-mt) or "quality" (the larger opus-mt-tc-big models).
+    tier: str = "default"
     # Convert a downloaded model to CTranslate2 on first use when no converted copy exists
     # (what `parallax models convert` does ahead of time).
     auto_convert: bool = True
@@ -141,13 +148,65 @@ def _apply(obj: Any, values: dict[str, Any]) -> Any:
     return replace(obj, **changes)
 
 
+def workspace_settings(ws: Workspace | None = None) -> Settings:
+    """Defaults with the paths of the current workspace and of the read-only resources."""
+    from pipeline.workspace import find_workspace, resource_dir
+
+    ws = ws or find_workspace()
+    return replace(
+        Settings(),
+        root=ws.root,
+        runtime_dir=ws.runtime_dir,
+        warehouse=str(ws.warehouse_path),
+        models_dir=ws.models_dir,
+        outlets_path=ws.outlets_path,
+        staging_dir=ws.runtime_dir / "staging",
+        registry_path=resource_dir("registry") / "registry.toml",
+        samples_dir=resource_dir("sample"),
+        schema_dir=resource_dir("schema"),
+    )
+
+
+_PATH_FIELDS = ("runtime_dir", "models_dir", "registry_path", "outlets_path", "staging_dir")
+
+
+def _read_config(cfg: Path, settings: Settings) -> Settings:
+    """Apply a settings file; relative paths in it are relative to the workspace root."""
+    from pipeline.errors import ConfigError
+
+    try:
+        with cfg.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{cfg} is not valid TOML: {exc}", "correct that line (see https://toml.io)"
+        ) from exc
+    try:
+        settings = _apply(settings, data)
+    except ValueError as exc:
+        known = ", ".join(f.name for f in fields(Settings) if f.name != "root")
+        raise ConfigError(f"{cfg}: {exc}", f"remove or rename it; known settings: {known}") from exc
+    rebased: dict[str, Any] = {
+        name: settings.root / getattr(settings, name)
+        for name in _PATH_FIELDS
+        if name in data and not getattr(settings, name).is_absolute()
+    }
+    wh = settings.warehouse
+    if "warehouse" in data and wh != ":memory:" and ":" not in wh and not Path(wh).is_absolute():
+        rebased["warehouse"] = str(settings.root / wh)
+    return replace(settings, **rebased)
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Defaults, then the TOML file, then environment variables, then explicit overrides."""
-    settings = Settings()
-    cfg = path or Path(os.environ.get("PARALLAX_CONFIG", PROJECT_ROOT / "config" / "parallax.toml"))
+    from pipeline.workspace import find_workspace
+
+    ws = find_workspace()
+    settings = workspace_settings(ws)
+    env_cfg = os.environ.get("PARALLAX_CONFIG", "").strip()
+    cfg = path or (Path(env_cfg) if env_cfg else ws.config_path)
     if cfg.is_file():
-        with cfg.open("rb") as fh:
-            settings = _apply(settings, tomllib.load(fh))
+        settings = _read_config(cfg, settings)
     runtime = os.environ.get("PARALLAX_RUNTIME_DIR")
     if runtime:
         settings = replace(settings, staging_dir=Path(runtime) / "staging")
