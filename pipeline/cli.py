@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 class _Group(TyperGroup):
     """The top command group: errors a user can act on become one line and an exit code."""
 
-    def invoke(self, ctx: typer.Context) -> object:
+    def invoke(self, ctx: Any) -> Any:  # typer's (vendored) click Context
         try:
             return super().invoke(ctx)
         except Exception as exc:

@@ -25,9 +25,9 @@ def init(
     root = directory.expanduser().resolve()
     made = init_workspace(root)
     for path in made:
-        out.print(f"created {path}")
+        out.print(f"created {path}", soft_wrap=True, highlight=False)
     if not made:
-        out.print(f"workspace already complete at {root}")
+        out.print(f"workspace already complete at {root}", soft_wrap=True, highlight=False)
     console.print(
         "next: `parallax demo` (the bundled sample), then `parallax outlets catalog` and "
         "`parallax outlets add ID ...` to monitor real outlets"
@@ -41,8 +41,11 @@ def where() -> None:
 
     ws = find_workspace()
     settings = _settings()
-    out.print(f"workspace: {ws.root} ({ws.how})")
-    out.print(f"settings:  {ws.config_path}")
-    out.print(f"outlets:   {settings.outlets_path}")
-    out.print(f"warehouse: {settings.warehouse}")
-    out.print(f"models:    {settings.models_dir}")
+    for label, value in (
+        ("workspace", f"{ws.root} ({ws.how})"),
+        ("settings", ws.config_path),
+        ("outlets", settings.outlets_path),
+        ("warehouse", settings.warehouse),
+        ("models", settings.models_dir),
+    ):
+        out.print(f"{label + ':':<10} {value}", soft_wrap=True, highlight=False)
