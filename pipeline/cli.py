@@ -325,18 +325,14 @@ def export(
     out_path: Annotated[Path | None, typer.Option("--out", help="Output file")] = None,
 ) -> None:
     """Export an event side by side: one column per outlet, original beside English."""
-    from pipeline.export.side_by_side import FORMATS, UnknownEvent, load_event, write_export
+    from pipeline.export.side_by_side import FORMATS, load_event, write_export
 
     if fmt not in FORMATS:
         console.print(f"[red]unknown format {fmt!r}[/red]; choose one of {', '.join(FORMATS)}")
         raise typer.Exit(2)
     settings = _settings()
     with warehouse.open_warehouse(settings, read_only=True) as con:
-        try:
-            view = load_event(con, event)
-        except UnknownEvent as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(1) from exc
+        view = load_event(con, event)  # UnknownEvent: one line and the fix (errors_cli)
     target = out_path or settings.runtime_dir / "exports" / f"event-{event}.{fmt}"
     write_export(view, fmt, target)
     out.print(str(target))
