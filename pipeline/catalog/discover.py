@@ -16,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from pipeline.errors import ParallaxError
 from pipeline.records import FeedItem, Outlet
 from pipeline.settings import IngestSettings
 
@@ -27,8 +28,16 @@ SAMPLE_ITEMS = 5  # items whose text decides the language
 STALE_AFTER_H = 72.0
 
 
-class DiscoveryError(Exception):
+class DiscoveryError(ParallaxError):
     """No feed found; the message says what was tried."""
+
+    def __init__(self, message: str, fix: str = "") -> None:
+        super().__init__(
+            message,
+            fix
+            or "give the feed's URL itself in outlets.toml (see `parallax outlets catalog` "
+            "for known outlets)",
+        )
 
 
 class _AlternateLinks(HTMLParser):
@@ -127,7 +136,12 @@ def discover(homepage: str, settings: IngestSettings, *, outlet_id: str = "") ->
     from pipeline.ingest.http import FetchError, fetch, make_client
 
     with make_client(settings) as client:
-        page = fetch(client, homepage, max_bytes=settings.max_page_bytes)
+        try:
+            page = fetch(client, homepage, max_bytes=settings.max_page_bytes)
+        except FetchError as exc:
+            raise DiscoveryError(
+                f"cannot fetch {homepage}: {exc}", "check the address in a browser"
+            ) from exc
         html = page.content.decode("utf-8", errors="replace")
         declared, page_title = feed_links(html, page.final_url)
         candidates = [(u, "link rel=alternate") for u in declared]
@@ -182,7 +196,8 @@ def check_outlet(
     try:
         feed = fetch_feed(client, outlet.feed_url, settings)
     except FetchError as exc:
-        return replace(base, status=exc.reason, fix=f"{exc.detail or exc.reason}; {rediscover}")
+        status = exc.detail.split(" for ")[0] if exc.reason == "http_status" else exc.reason
+        return replace(base, status=status, fix=f"{exc.detail or exc.reason}; {rediscover}")
     except DiscoveryError as exc:
         return replace(base, status="not_a_feed", fix=f"{exc}; {rediscover}")
     dates = [i.published_at for i in feed.items if i.published_at]
