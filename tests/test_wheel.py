@@ -36,9 +36,12 @@ def _copy_checkout(target: Path) -> None:
         ["git", "ls-files", "-co", "--exclude-standard", "-z"],
         cwd=PROJECT_ROOT,
         capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for rel in filter(None, listed.split("\0")):
+    )
+    if listed.returncode != 0:  # not a git checkout (an unpacked source archive): copy it all
+        skip = shutil.ignore_patterns(".git", ".venv", "var", "build", "dist", "store", "*.duckdb*")
+        shutil.copytree(PROJECT_ROOT, target, ignore=skip, dirs_exist_ok=True)
+        return
+    for rel in filter(None, listed.stdout.decode().split("\0")):
         src = PROJECT_ROOT / rel
         if src.is_file():
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
