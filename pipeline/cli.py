@@ -300,10 +300,12 @@ def sql(query: Annotated[str, typer.Argument(help="SQL to run against the wareho
 
     settings = _settings()
     if settings.warehouse != ":memory:" and not Path(settings.warehouse).exists():
-        console.print(
-            f"[red]no warehouse at {settings.warehouse}[/red]: run `parallax demo` or `parallax run`"
+        from pipeline.errors import NoWarehouse
+
+        raise NoWarehouse(
+            f"no warehouse at {settings.warehouse}",
+            "run `parallax demo` (the bundled sample) or `parallax run` (your outlets) first",
         )
-        raise typer.Exit(1)
     with warehouse.open_warehouse(settings, read_only=True) as con:
         try:
             cur = con.execute(query)
