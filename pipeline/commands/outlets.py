@@ -4,6 +4,7 @@ monitored outlets, and a once-over of every configured feed."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -71,9 +72,7 @@ def add(
             found = discover(target, settings.ingest, outlet_id=outlet_id or "")
             o = found.outlet
             if group:
-                o = Outlet(
-                    o.outlet_id, o.name, o.lang, o.feed_url, o.homepage, o.country, True, group
-                )
+                o = replace(o, group=group)
             note = (
                 f"found from {target} ({found.how}); {found.items} items, "
                 f"language detected {o.lang} ({found.lang_confidence:.2f})"
