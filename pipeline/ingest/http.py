@@ -8,7 +8,9 @@ the rest of the batch. Where a fetch may connect is decided in :mod:`pipeline.in
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 import threading
 import time
 import zlib
@@ -107,18 +109,23 @@ def _refuse_unsafe_redirect(response: httpx.Response) -> None:
         _check_scheme(urljoin(source, location.strip()), context=f"redirect from {source} to")
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying context for every client (loading the CA bundle costs ~0.2 s each time)."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class GuardedTransport(httpx.HTTPTransport):
     """httpx's transport over a :class:`GuardedBackend` (pinned, checked addresses; deadline).
 
-    httpx takes no network backend argument, so the connection pool is rebuilt with one; the
-    tests of this module fail if a new httpx changes that.
+    httpx takes no network backend argument, so the pool is built here, as httpx builds it
+    for a transport without proxy; the tests of this module fail if a new httpx changes that.
     """
 
     def __init__(self, backend: GuardedBackend, *, max_connections: int = 20) -> None:
-        super().__init__(trust_env=False)
-        ssl_context = httpx.create_ssl_context(trust_env=False)
+        # not super().__init__(): it would build a second pool (and SSL context) to throw away
         self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context,
+            ssl_context=_ssl_context(),
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
             keepalive_expiry=5.0,

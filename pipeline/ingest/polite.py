@@ -32,6 +32,44 @@ _ROBOTS_ALLOW_ALL = frozenset({"not_html", "empty", "too_large", "decompressed_t
 _ROBOTS_UNAVAILABLE = frozenset({"rate_limited"})
 
 
+def crawl_delay(lines: list[str], token: str) -> float | None:
+    """The ``Crawl-delay`` of the group for ``token`` (else ``*``), fractions allowed.
+
+    urllib.robotparser reads only whole seconds; the group matching is the same as its own
+    (the first group naming a part of our token, else the ``*`` group).
+    """
+    groups: list[tuple[list[str], float | None]] = []
+    agents: list[str] = []
+    delay: float | None = None
+    in_rules = False
+    for raw in lines:
+        key, sep, value = raw.split("#", 1)[0].partition(":")
+        if not sep:
+            continue
+        key, value = key.strip().lower(), value.strip()
+        if key == "user-agent":
+            if in_rules:
+                groups.append((agents, delay))
+                agents, delay, in_rules = [], None, False
+            agents.append(value.lower())
+        elif key in ("allow", "disallow", "crawl-delay"):
+            in_rules = True
+            if key == "crawl-delay":
+                try:
+                    delay = float(value)
+                except ValueError:
+                    delay = None
+    groups.append((agents, delay))
+    token = token.lower()
+    for names, seconds in groups:
+        if any(name != "*" and name in token for name in names):
+            return seconds
+    for names, seconds in groups:
+        if "*" in names:
+            return seconds
+    return None
+
+
 class HostGate:
     """Per-host concurrency, spacing between requests, and back-off until a given time."""
 
@@ -41,6 +79,7 @@ class HostGate:
         self._lock = threading.Lock()
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._next: dict[str, float] = {}
+        self._last: dict[str, float] = {}
         self._delay: dict[str, float] = {}
         self._until: dict[str, datetime] = {}
 
@@ -59,12 +98,16 @@ class HostGate:
             now = time.monotonic()
             start = max(now, self._next.get(host, now))
             self._next[host] = start + interval
+            self._last[host] = start
         if start > now:
             time.sleep(start - now)
 
     def set_delay(self, host: str, seconds: float) -> None:
+        """A host's own delay (robots.txt Crawl-delay), counted from its last request."""
         with self._lock:
             self._delay[host] = seconds
+            if host in self._last:
+                self._next[host] = max(self._next[host], self._last[host] + seconds)
 
     def back_off(self, host: str, until: datetime) -> None:
         with self._lock:
@@ -150,10 +193,11 @@ class Crawler:
                 return FetchError("robots_unavailable", f"{origin}/robots.txt: {exc}")
             logger.warning("%s/robots.txt not fetched (%s)", origin, exc)
             return exc  # the host is unreachable or refused: its URLs fail the same way
-        parser.parse(got.content.decode("utf-8", "replace").splitlines())
-        delay = parser.crawl_delay(self.token)
-        if delay:
-            seconds = min(float(delay), self.settings.max_crawl_delay_s)
+        lines = got.content.decode("utf-8", "replace").splitlines()
+        parser.parse(lines)
+        delay = crawl_delay(lines, self.token)
+        if delay is not None and delay > 0:
+            seconds = min(delay, self.settings.max_crawl_delay_s)
             self.gate.set_delay(urlsplit(origin).hostname or "", seconds)
             logger.info("%s: robots.txt Crawl-delay %.1fs", origin, seconds)
         return parser

@@ -377,7 +377,8 @@ def ingest_outlets(
     return kept, result
 
 
-def _feed_files(paths: list[Path]) -> list[Path]:
+def feed_files(paths: list[Path]) -> list[Path]:
+    """The feed files ``paths`` stand for: files as given, directories' ``*.xml`` (recursive)."""
     files: list[Path] = []
     for path in paths:
         files.extend(sorted(path.rglob("*.xml")) if path.is_dir() else [path])
@@ -438,7 +439,7 @@ def ingest_feed_files(
     result = _new_result()
     articles: list[Article] = []
     seen_urls: set[str] = set()
-    for path in _feed_files(paths):
+    for path in feed_files(paths):
         result.add("files")
         try:
             articles.extend(_feed_file_articles(path, settings, result, seen_urls))
