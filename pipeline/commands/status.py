@@ -112,28 +112,22 @@ def register(app: typer.Typer) -> None:
                 out.print_json(json.dumps(row, default=str, ensure_ascii=False), indent=None)
             return
         table = Table(title="Outlets")
-        for name in (
-            "outlet",
-            "last success",
-            "last failure",
-            "reason",
-            "retry after",
-            "items",
-            "articles",
-            "rejects by reason",
-            "pending",
-        ):
-            table.add_column(name)
+        for name in ("outlet", "last success", "last failure", "items", "articles", "rejects"):
+            table.add_column(name, overflow="fold")
+        table.add_column("pending", overflow="fold")
         for row in rows:
+            failure = _cell(row["last_failure_at"])
+            if row["last_failure_reason"]:
+                failure += f"\n{row['last_failure_reason']}"
+            if row["retry_after"]:
+                failure += f"\nretry after {_cell(row['retry_after'])}"
             table.add_row(
                 _cell(row["outlet_id"]),
                 _cell(row["last_success_at"]),
-                _cell(row["last_failure_at"]),
-                _cell(row["last_failure_reason"]),
-                _cell(row["retry_after"]),
+                failure,
                 _cell(row["items_seen"]),
                 _cell(row["articles_stored"]),
-                row["rejects_by_reason"] or "-",
+                (row["rejects_by_reason"] or "-").replace(", ", "\n"),
                 _cell(row["pending_translations"]),
             )
         out.print(table)
