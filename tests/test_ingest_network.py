@@ -304,7 +304,7 @@ def local_client() -> Iterator[httpx.Client]:
 def test_byte_caps(hostile: Served, local_client: httpx.Client, path: str, code: str) -> None:
     started = time.monotonic()
     assert reason(local_client, hostile.url(path), max_bytes=1_000_000) == code
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 5.0  # generous for busy CI; unbounded would be minutes
 
 
 def test_compressed_bodies_decoded(hostile: Served, local_client: httpx.Client) -> None:
@@ -314,10 +314,11 @@ def test_compressed_bodies_decoded(hostile: Served, local_client: httpx.Client) 
 
 @pytest.mark.parametrize("path", ["/drip-body", "/drip-headers"])
 def test_wall_clock_deadline(hostile: Served, local_client: httpx.Client, path: str) -> None:
-    """Each byte arrives well within the read timeout; the whole fetch may last 1 s."""
+    """Each byte arrives well within the read timeout; the whole fetch may last 1 s (the whole
+    response would take 15-25 s)."""
     started = time.monotonic()
     assert reason(local_client, hostile.url(path), total_timeout_s=1.0) == "deadline"
-    assert time.monotonic() - started < 1.6
+    assert time.monotonic() - started < 4.0  # 1 s plus slack for a busy machine
 
 
 @pytest.mark.parametrize("path", ["/binary", "/octets"])
@@ -401,7 +402,7 @@ def test_user_agent_names_a_contact(local: Served) -> None:
 def test_robots_txt_honoured_with_crawl_delay(local: Served) -> None:
     local.routes["/robots.txt"] = Route(
         b"User-agent: *\nDisallow: /\n\nUser-agent: parallax\nDisallow: /private/\n"
-        b"Crawl-delay: 0.3\n",
+        b"Crawl-delay: 0.5\n",
         headers={"Content-Type": "text/plain"},
     )
     local.routes["/public/a"] = Route(page(1), headers=HTML)
@@ -416,7 +417,8 @@ def test_robots_txt_honoured_with_crawl_delay(local: Served) -> None:
     assert [r.reason for r in result.rejects] == ["page_robots_disallowed"]
     assert {a.text_source for a in articles} == {"page", "feed"}  # b kept from the feed text
     gaps = [b - a for a, b in zip(local.times, local.times[1:], strict=False)]
-    assert len(gaps) == 2 and min(gaps) >= 0.28  # robots, feed, page: 0.3 s apart
+    # robots, feed, page: 0.5 s apart as sent; arrival times jitter a little on a busy machine
+    assert len(gaps) == 2 and min(gaps) >= 0.4
 
 
 @pytest.mark.parametrize(
