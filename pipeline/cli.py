@@ -223,11 +223,22 @@ def ingest(
     outlets: Annotated[
         Path | None, typer.Option(help="Outlets TOML (default: config/outlets.toml)")
     ] = None,
+    feeds: Annotated[
+        list[Path] | None,
+        typer.Option(help="Load saved feed files (a file, or a folder's *.xml) instead"),
+    ] = None,
 ) -> None:
     """Fetch, extract, detect language and load articles (then segment them)."""
     from pipeline.run import step_ingest, step_load_articles, step_segment
 
     settings = _settings()
+    if feeds:
+        from pipeline.commands.status import ingest_feed_dirs, peak_rss_mib
+
+        figures = ingest_feed_dirs(settings, feeds)
+        line = " ".join(f"{k}={figures[k]}" for k in ("files", "parsed", "quarantined", "crashed"))
+        out.print(f"{line} peak_rss_mib={peak_rss_mib():.0f}", soft_wrap=True, highlight=False)
+        return
     outlet_list = _outlets(settings, outlets)
     articles, result = step_ingest(outlet_list, settings)
     with warehouse.open_warehouse(settings) as con:

@@ -27,10 +27,30 @@ class IngestSettings:
     max_feed_bytes: int = 5_000_000
     max_page_bytes: int = 3_000_000
     max_items_per_feed: int = 500
-    user_agent: str = "Parallax/0.1 (+https://github.com/parallax-news/parallax)"
+    user_agent: str = "Parallax/0.1"
+    # Sent in the User-Agent so a site's operator can find out who crawls and how to reach us.
+    contact_url: str = "https://github.com/parallax-news/parallax"
     per_host_delay_s: float = 0.0  # politeness delay between requests to one host
     max_redirects: int = 5
     min_text_chars: int = 200  # extracted page text shorter than this falls back to the feed
+    # Wall-clock cap on one fetch (DNS, connect, TLS, headers, body, redirects together).
+    fetch_deadline_s: float = 60.0
+    fetch_workers: int = 4  # pages fetched at once (all hosts together)
+    per_host_concurrency: int = 2  # requests in flight to one host at once
+    respect_robots: bool = True  # robots.txt per host, read once a run, with its Crawl-delay
+    max_robots_bytes: int = 500_000
+    max_crawl_delay_s: float = 30.0  # a longer Crawl-delay is capped to this
+    # 429 (or 503 with Retry-After): wait this long when no Retry-After is given; never longer
+    # than the cap, so a hostile header cannot silence an outlet for good.
+    default_retry_after_s: float = 600.0
+    max_retry_after_s: float = 86_400.0
+
+    @property
+    def user_agent_header(self) -> str:
+        """The User-Agent sent: ``user_agent`` plus ``(+contact_url)`` unless it has one."""
+        if not self.contact_url or "+http" in self.user_agent:
+            return self.user_agent
+        return f"{self.user_agent} (+{self.contact_url})"
 
 
 @dataclass(frozen=True)
