@@ -27,8 +27,12 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import duckdb
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -235,6 +239,86 @@ def generate_stream(n_articles: int, seed: int = 0) -> Stream:
             gold[aid] = gold_id
         n_events += 1
     return Stream(articles, english, vectors, gold, n_events)
+
+
+class CachedVectors:
+    """The synthetic vectors as an embedder whose every vector is already in `article_vectors`
+    (stored by `store_stream`): align reads them from the cache and never calls `embed`."""
+
+    name = "synthetic-e5-geometry"
+    dim = DIM
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        raise RuntimeError(f"{len(texts)} synthetic vectors missing from the cache")
+
+
+def store_stream(
+    con: duckdb.DuckDBPyConnection, stream: Stream, articles: list[Article] | None = None
+) -> None:
+    """Write articles (default: all of the stream's) into a migrated warehouse as the pipeline
+    would: one segment each, its English as a translation row (none while pending), its vector
+    in the cache under CachedVectors.name. Bulk inserts through Arrow, for 100k-article histories."""
+    import pyarrow as pa
+
+    from pipeline.align.vectors import article_embedding_text
+
+    rows = stream.articles if articles is None else articles
+    now = datetime.now(UTC)
+    table = pa.table(
+        {
+            "article_id": [a.article_id for a in rows],
+            "outlet_id": [a.outlet_id for a in rows],
+            "url": [a.url for a in rows],
+            "title": [a.title for a in rows],
+            "published_at": [a.published_at for a in rows],
+            "text": [a.text for a in rows],
+            "text_source": [a.text_source for a in rows],
+            "text_sha256": [a.text_sha256 for a in rows],
+            "lang": [a.lang for a in rows],
+            "lang_confidence": [a.lang_confidence for a in rows],
+            "lang_method": [a.lang_method for a in rows],
+        }
+    )
+    with_en = [a for a in rows if a.article_id in stream.english]
+    translations = pa.table(
+        {
+            "article_id": [a.article_id for a in with_en],
+            "model_id": ["identity" if a.lang == "en" else "synthetic" for a in with_en],
+            "text_en": [stream.english[a.article_id] for a in with_en],
+            "source_sha256": [a.text_sha256 for a in with_en],
+        }
+    )
+    vectors = pa.table(
+        {
+            "article_id": [a.article_id for a in rows],
+            "text_sha256": [sha256_text(article_embedding_text(a)) for a in rows],
+            "vector": pa.array(
+                [stream.vectors[a.article_id] for a in rows], type=pa.list_(pa.float32())
+            ),
+        }
+    )
+    db = con
+    for name, t in (("_a", table), ("_t", translations), ("_v", vectors)):
+        db.register(name, t)
+    db.execute(
+        "INSERT INTO articles (article_id, outlet_id, url, title, published_at, text, "
+        "text_source, text_sha256, lang, lang_confidence, lang_method, first_seen_at, updated_at) "
+        "SELECT *, ?, ? FROM _a",
+        [now, now],
+    )
+    db.execute("INSERT INTO segments SELECT article_id, 0, 0, text, lang FROM _a")
+    db.execute(
+        "INSERT INTO translations (article_id, seg_no, model_id, text_en, source_sha256, "
+        "engine, flagged, created_at) SELECT article_id, 0, model_id, text_en, source_sha256, "
+        "'synthetic', '', ? FROM _t",
+        [now],
+    )
+    db.execute(
+        "INSERT INTO article_vectors SELECT article_id, ?, text_sha256, vector FROM _v",
+        [CachedVectors.name],
+    )
+    for name in ("_a", "_t", "_v"):
+        db.unregister(name)
 
 
 def vector_check(stream: Stream) -> dict[str, float]:
