@@ -20,6 +20,8 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -49,7 +51,21 @@ log = logging.getLogger(__name__)
 # state of another format is ignored and rebuilt by a replay.
 STATE_FORMAT = 1
 _EVENTS_IN = "_parallax_align_events_in"
+_IDS_IN = "_parallax_align_ids_in"
 _GROUPS_IN = "_parallax_align_groups_in"
+
+
+@contextmanager
+def _ids(con: duckdb.DuckDBPyConnection, ids: list[str]) -> Iterator[str]:
+    """A list of ids as a registered Arrow table (column `id`), to join against. Not a list
+    parameter: DuckDB converts those value by value, at ~1 ms a value without pandas."""
+    import pyarrow as pa
+
+    con.register(_IDS_IN, pa.table({"id": pa.array(ids, type=pa.string())}))
+    try:
+        yield _IDS_IN
+    finally:
+        con.unregister(_IDS_IN)
 
 
 def fingerprint(settings: AlignSettings, embedder_name: str) -> str:
@@ -162,14 +178,17 @@ def save_state(con: duckdb.DuckDBPyConnection, state: StreamState, fp: str, *, f
     con.register(_EVENTS_IN, events)
     con.register(_GROUPS_IN, groups)
     try:
-        with warehouse.transaction(con):
+        with _ids(con, keep) as kept, warehouse.transaction(con):
             if full:
                 con.execute("DELETE FROM align_state_groups")
                 con.execute("DELETE FROM align_state_events")
             else:
-                gone = "event_id NOT IN (SELECT unnest(?::VARCHAR[])) OR event_id IN (SELECT event_id FROM "
-                con.execute(f"DELETE FROM align_state_groups WHERE {gone}{_EVENTS_IN})", [keep])
-                con.execute(f"DELETE FROM align_state_events WHERE {gone}{_EVENTS_IN})", [keep])
+                gone = (
+                    f"event_id NOT IN (SELECT id FROM {kept}) "
+                    f"OR event_id IN (SELECT event_id FROM {_EVENTS_IN})"
+                )
+                con.execute(f"DELETE FROM align_state_groups WHERE {gone}")
+                con.execute(f"DELETE FROM align_state_events WHERE {gone}")
             con.execute(f"INSERT INTO align_state_events SELECT * FROM {_EVENTS_IN}")
             con.execute(
                 "INSERT INTO align_state_groups (event_id, lang, ordinal, n, vec_sum) "
@@ -208,21 +227,21 @@ def english_for(con: duckdb.DuckDBPyConnection, article_ids: list[str]) -> dict[
     """`warehouse.english_text` for the given articles only."""
     if not article_ids:
         return {}
-    rows = con.execute(
-        """
-        WITH ids AS (SELECT unnest(?::VARCHAR[]) AS article_id),
-        en AS (
-            SELECT article_id, seg_no, arg_max(text_en, created_at) AS text_en
-            FROM translations SEMI JOIN ids USING (article_id) GROUP BY article_id, seg_no
-        )
-        SELECT s.article_id, string_agg(en.text_en, ' ' ORDER BY s.seg_no)
-        FROM segments s SEMI JOIN ids USING (article_id)
-        LEFT JOIN en USING (article_id, seg_no)
-        GROUP BY s.article_id
-        HAVING count(en.text_en) = count(*)
-        """,
-        [article_ids],
-    ).fetchall()
+    with _ids(con, article_ids) as ids:
+        rows = con.execute(
+            f"""
+            WITH en AS (
+                SELECT article_id, seg_no, arg_max(text_en, created_at) AS text_en
+                FROM translations WHERE article_id IN (SELECT id FROM {ids})
+                GROUP BY article_id, seg_no
+            )
+            SELECT s.article_id, string_agg(en.text_en, ' ' ORDER BY s.seg_no)
+            FROM segments s LEFT JOIN en USING (article_id, seg_no)
+            WHERE s.article_id IN (SELECT id FROM {ids})
+            GROUP BY s.article_id
+            HAVING count(en.text_en) = count(*)
+            """
+        ).fetchall()
     return {r[0]: r[1] for r in rows}
 
 
@@ -298,22 +317,13 @@ def touched_events(
     new_by_id = {a.article_id: a for a in new}
     for ea in assignments:
         by_event.setdefault(ea.event_id, []).append(new_by_id[ea.article_id])
-    earlier_ids = [
-        r[0]
-        for r in con.execute(
-            "SELECT article_id FROM event_articles WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
-            [list(by_event)],
+    with _ids(con, list(by_event)) as touched:
+        rows = con.execute(
+            f"SELECT article_id, event_id FROM event_articles "
+            f"WHERE event_id IN (SELECT id FROM {touched})"
         ).fetchall()
-        if r[0] not in new_by_id
-    ]
-    earlier = warehouse.fetch_articles(con, earlier_ids)
-    event_of = dict(
-        con.execute(
-            "SELECT article_id, event_id FROM event_articles "
-            "WHERE article_id IN (SELECT unnest(?::VARCHAR[]))",
-            [earlier_ids],
-        ).fetchall()
-    )
+    event_of = {aid: eid for aid, eid in rows if aid not in new_by_id}
+    earlier = warehouse.fetch_articles(con, list(event_of))
     for a in earlier:
         by_event[event_of[a.article_id]].append(a)
     all_vectors = {**_vectors(con, earlier, embedder), **vectors}
