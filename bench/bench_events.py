@@ -559,8 +559,10 @@ def main() -> None:
     if args.batch_only:
         load = os.getloadavg()
         print(f"load at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        full = batch_s[100000] / batch_s[10000] if {10000, 100000} <= set(batch_s) else math_nan()
         print(
             f"batch_cost_ratio_100k_vs_1k={batch_ratio:.2f} "
+            f"batch_cost_ratio_100k_vs_10k={full:.2f} "
             f"batch_seconds_100k={batch_s.get(100000, math_nan()):.3f}"
         )
         return

@@ -415,7 +415,7 @@ def eval_events(
         console.print(
             f"[yellow]{chosen.missing} gold article(s) not found in the warehouse[/yellow]"
         )
-    out.print(chosen.summary_line(), highlight=False)
+    out.print(chosen.summary_line(), highlight=False, soft_wrap=True)
 
 
 @airflow_app.command("init")

@@ -98,31 +98,41 @@ def load_state(con: duckdb.DuckDBPyConnection, fp: str) -> StreamState | None:
     table = con.execute(
         "SELECT event_id, lang, ordinal, n, vec_sum FROM align_state_groups ORDER BY ordinal"
     ).to_arrow_table()
-    totals = table.column("vec_sum").to_pylist()
-    for eid, lang, ordinal, n, total in zip(
-        table.column("event_id").to_pylist(),
-        table.column("lang").to_pylist(),
-        table.column("ordinal").to_pylist(),
-        table.column("n").to_pylist(),
-        totals,
-        strict=True,
+    sums = _rows_of(table.column("vec_sum"))
+    for i, (eid, lang, ordinal, n) in enumerate(
+        zip(
+            table.column("event_id").to_pylist(),
+            table.column("lang").to_pylist(),
+            table.column("ordinal").to_pylist(),
+            table.column("n").to_pylist(),
+            strict=True,
+        )
     ):
-        vec = np.asarray(total, dtype=np.float64) if total is not None else None
-        groups.setdefault(eid, []).append(GroupState(lang, int(ordinal), int(n), vec))
-    events: list[EventState] = []
-    rows = con.execute(
+        groups.setdefault(eid, []).append(GroupState(lang, int(ordinal), int(n), sums[i]))
+    table = con.execute(
         "SELECT event_id, first_h, last_h, size, lex_indices, lex_values "
         "FROM align_state_events ORDER BY ordinal, event_id"
-    ).fetchall()
-    for eid, first_h, last_h, size, lex_i, lex_v in rows:
+    ).to_arrow_table()
+    lex_i, lex_v = _rows_of(table.column("lex_indices")), _rows_of(table.column("lex_values"))
+    events: list[EventState] = []
+    for i, (eid, first_h, last_h, size) in enumerate(
+        zip(
+            table.column("event_id").to_pylist(),
+            table.column("first_h").to_pylist(),
+            table.column("last_h").to_pylist(),
+            table.column("size").to_pylist(),
+            strict=True,
+        )
+    ):
+        indices, values = lex_i[i], lex_v[i]
         events.append(
             EventState(
                 event_id=eid,
                 first_h=math.nan if first_h is None else float(first_h),
                 last_h=math.nan if last_h is None else float(last_h),
                 size=int(size),
-                lex_indices=None if lex_i is None else np.asarray(lex_i, dtype=np.int32),
-                lex_values=None if lex_v is None else np.asarray(lex_v, dtype=np.float64),
+                lex_indices=None if indices is None else indices.astype(np.int32),
+                lex_values=values,
                 groups=tuple(groups.get(eid, ())),
             )
         )
@@ -133,6 +143,21 @@ def load_state(con: duckdb.DuckDBPyConnection, fp: str) -> StreamState | None:
         n_docs=int(n_docs),
         clock_h=math.nan if clock_h is None else float(clock_h),
     )
+
+
+def _rows_of(column: object) -> list[np.ndarray | None]:
+    """A list<double> Arrow column as float64 arrays (None for nulls), without Python floats:
+    a window of a few thousand 384-float sums would otherwise cost a second to convert."""
+    import pyarrow as pa
+
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    assert isinstance(array, pa.ListArray)
+    values = array.values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    offsets = array.offsets.to_numpy()
+    valid = array.is_valid().to_numpy(zero_copy_only=False)
+    return [
+        values[offsets[i] : offsets[i + 1]].copy() if valid[i] else None for i in range(len(array))
+    ]
 
 
 def _nan_to_none(x: float) -> float | None:
