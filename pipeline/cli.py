@@ -464,15 +464,17 @@ def eval_events(
     signal: Annotated[
         str, typer.Option(help="Signal for the summary line: lexical, semantic or hybrid")
     ] = "hybrid",
+    worst: Annotated[int, typer.Option(help="Worst splits and merges to list")] = 8,
 ) -> None:
-    """Pairwise and B-cubed precision/recall/F1 of events against a gold mapping."""
-    from pipeline.eval.events import SIGNALS, evaluate
+    """Pairwise and B-cubed precision/recall/F1 of events against a gold mapping, per language
+    pair, with the worst splits and merges."""
+    from pipeline.eval.events import SIGNALS, evaluate_with_diagnostics
 
     if signal not in SIGNALS:
         console.print(f"[red]unknown signal {signal!r}[/red]; choose one of {', '.join(SIGNALS)}")
         raise typer.Exit(2)
     settings = _settings()
-    scores = evaluate(gold, settings, feeds)
+    scores, diag = evaluate_with_diagnostics(gold, settings, feeds, signal, worst=worst)
     table = Table(
         "signal", "pairwise P", "pairwise R", "pairwise F1", "B³ P", "B³ R", "B³ F1", "events"
     )
@@ -484,12 +486,16 @@ def eval_events(
             str(score.events),
         )
     out.print(table)
+    if diag is not None:
+        from pipeline.eval.events_view import print_diagnostics
+
+        print_diagnostics(diag, out)
     chosen = scores[signal]
     if chosen.missing:
         console.print(
             f"[yellow]{chosen.missing} gold article(s) not found in the warehouse[/yellow]"
         )
-    out.print(chosen.summary_line(), highlight=False)
+    out.print(chosen.summary_line(), highlight=False, soft_wrap=True)
 
 
 @airflow_app.command("init")

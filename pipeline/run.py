@@ -133,21 +133,16 @@ def step_translate(
 
 
 def step_align(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult:
-    """Assign articles not yet in an event; articles already placed keep their event."""
-    from pipeline.align.events import align_events
-    from pipeline.align.vector_cache import embed_articles
+    """Assign articles not yet in an event; articles already placed keep their event.
+
+    Reads only the new articles and the saved stream state (pipeline/align/state.py); the
+    first run, or one after the settings or the assignments changed, replays history once.
+    """
+    from pipeline.align.state import align_new
     from pipeline.align.vectors import get_embedder
 
     t0 = time.perf_counter()
-    articles = warehouse.fetch_articles(con)
-    english = warehouse.english_text(con)
-    embedder = get_embedder(settings.align.embedder)
-    vectors = embed_articles(articles, embedder, con) if embedder is not None else {}
-    existing = warehouse.fetch_event_articles(con)
-    events, assignments, result = align_events(
-        articles, english, vectors, settings.align, existing=existing
-    )
-    warehouse.load_events(con, events, assignments)
+    result = align_new(con, settings.align, get_embedder(settings.align.embedder))
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -167,11 +167,20 @@ def _insert(
         ).fetchall()
     )
     cols = ", ".join(columns)
-    lists = ", ".join(f"unnest(?::{types[c]}[])" for c in columns)
-    con.execute(
-        f"INSERT {mode} INTO {table} ({cols}) SELECT {lists}",
-        [list(c) for c in zip(*rows, strict=True)],
-    )
+    # Through Arrow, not list parameters: DuckDB converts a Python list parameter value by
+    # value, trying (and failing, without pandas) an import for each one: ~1 ms a value.
+    import pyarrow as pa
+
+    data = pa.table({c: list(v) for c, v in zip(columns, zip(*rows, strict=True), strict=True)})
+    casts = ", ".join(f'CAST("{c}" AS {types[c]})' for c in columns)
+    con.register(_INSERT_IN, data)
+    try:
+        con.execute(f"INSERT {mode} INTO {table} ({cols}) SELECT {casts} FROM {_INSERT_IN}")
+    finally:
+        con.unregister(_INSERT_IN)
+
+
+_INSERT_IN = "_parallax_insert_in"
 
 
 # ---------------------------------------------------------------- loads
@@ -413,14 +422,20 @@ def fetch_articles(
 ) -> list[Article]:
     cols = ", ".join(_columns(Article))
     sql = f"SELECT {cols} FROM articles"
-    params: list[Any] = []
-    if article_ids is not None:
-        if not article_ids:
-            return []
-        sql += " WHERE article_id IN (SELECT unnest(?))"
-        params.append(list(article_ids))
-    sql += " ORDER BY published_at NULLS LAST, article_id"
-    return [_article_from_row(r) for r in con.execute(sql, params).fetchall()]
+    order = " ORDER BY published_at NULLS LAST, article_id"
+    if article_ids is None:
+        return [_article_from_row(r) for r in con.execute(sql + order).fetchall()]
+    if not article_ids:
+        return []
+    import pyarrow as pa
+
+    # An Arrow table, not a list parameter (see _insert)
+    con.register(_INSERT_IN, pa.table({"id": pa.array(list(article_ids), type=pa.string())}))
+    try:
+        sql += f" WHERE article_id IN (SELECT id FROM {_INSERT_IN})"
+        return [_article_from_row(r) for r in con.execute(sql + order).fetchall()]
+    finally:
+        con.unregister(_INSERT_IN)
 
 
 def articles_without_segments(con: duckdb.DuckDBPyConnection) -> list[Article]:
