@@ -47,6 +47,11 @@ class TranslateSettings:
     # Measured on 2 cores: 2 x 1 beat 1 x 2 at a 2,048-token budget (bench/bench_translation.py).
     inter_threads: int = 2
     intra_threads: int = 1
+    # Decode with the vocabulary shortlist beside the converted model (`parallax models
+    # shortlist`), only when its recorded check reached vmap_min_chrf (chrF 0..1 of shortlisted
+    # against full-vocabulary output); otherwise the full vocabulary, with a one-line reason.
+    use_vmap: bool = False
+    vmap_min_chrf: float = 0.98
 
 
 @dataclass(frozen=True)
