@@ -69,9 +69,22 @@ def decoding_options(
         "num_beams": beams,
         "length_penalty": settings.length_penalty if beams > 1 else 1.0,
         "max_new_tokens": settings.max_new_tokens,
+        "max_length_factor": settings.max_length_factor,
     }
     opts.update(extra)
     return opts
+
+
+def decoding_cap(longest_source: int, settings: TranslateSettings, min_new_tokens: int = 0) -> int:
+    """Most target tokens for a batch whose longest source has ``longest_source`` pieces.
+
+    ``max_length_factor`` × source length (+4), as Marian's ``--max-length-factor``: a sentence
+    that never emits ``</s>`` stops there instead of holding its batch to ``max_new_tokens``.
+    """
+    cap = max(1, settings.max_new_tokens)
+    if settings.max_length_factor > 0:
+        cap = min(cap, int(settings.max_length_factor * longest_source) + 4)
+    return max(cap, min_new_tokens)
 
 
 def _load_tokenizer(folder: Path, spec: ModelSpec) -> Any:
@@ -209,7 +222,7 @@ class MarianEngine(_SplittingEngine):
                 max_length=self.max_input_tokens,
             ).to(self.model.device)
             kwargs: dict[str, Any] = {
-                "max_new_tokens": s.max_new_tokens,
+                "max_new_tokens": decoding_cap(max(lengths[i] for i in batch), s, min_new_tokens),
                 "num_beams": beams,
                 "do_sample": False,
             }
@@ -317,6 +330,7 @@ class CTranslate2Engine(_SplittingEngine):
             num_beams=num_beams,
             compute_type=self.compute_type,
             max_batch_tokens=self.settings.max_batch_tokens,
+            batch_size=self.settings.batch_size,
             **extra,
         )
 
@@ -343,25 +357,34 @@ class CTranslate2Engine(_SplittingEngine):
     ) -> list[list[str]]:
         """Target pieces per sentence (no ``</s>``), in the caller's order.
 
-        CTranslate2 sorts the sentences by length into batches of at most ``max_batch_tokens``
-        tokens and returns them in the caller's order.
+        Batches of similar source length (``plan_batches``: at most ``batch_size`` sentences and
+        ``max_batch_tokens`` padded tokens), each with its own length cap (``decoding_cap``).
         """
         if not sentences:
             return []
         s = self.settings
         beams = max(1, num_beams if num_beams is not None else s.num_beams)
-        results = self.translator.translate_batch(
-            self.source_pieces(sentences),
-            max_batch_size=max(1, s.max_batch_tokens),
-            batch_type="tokens",
-            beam_size=beams,
-            length_penalty=s.length_penalty if beams > 1 else 1.0,
-            max_decoding_length=s.max_new_tokens,
-            min_decoding_length=min_new_tokens,
-            use_vmap=self.use_vmap if use_vmap is None else use_vmap,
-            return_scores=False,
-        )
-        return [r.hypotheses[0] for r in results]
+        source = self.source_pieces(sentences)
+        lengths = [len(p) for p in source]
+        pending = []  # every batch submitted at once: inter_threads batches run in parallel
+        for batch in plan_batches(lengths, max(1, s.batch_size), max(1, s.max_batch_tokens)):
+            cap = decoding_cap(max(lengths[i] for i in batch), s, min_new_tokens)
+            results = self.translator.translate_batch(
+                [source[i] for i in batch],
+                asynchronous=True,
+                beam_size=beams,
+                length_penalty=s.length_penalty if beams > 1 else 1.0,
+                max_decoding_length=cap,
+                min_decoding_length=min_new_tokens,
+                use_vmap=self.use_vmap if use_vmap is None else use_vmap,
+                return_scores=False,
+            )
+            pending.append((batch, results))
+        out: list[list[str]] = [[] for _ in sentences]
+        for batch, results in pending:
+            for i, r in zip(batch, results, strict=True):
+                out[i] = r.result().hypotheses[0]
+        return out
 
     def decode(self, tokens: list[list[str]]) -> list[str]:
         """English text from target pieces."""
