@@ -128,7 +128,7 @@ def backlog_sentences(count: int, count_tokens: Any, seed: int = 1) -> list[str]
         text, n = str(i), 0  # the number keeps every sentence distinct
         while True:
             longer = f"{text} {words[(start + n) % len(words)]}"
-            if count_tokens([longer])[0] > want:
+            if n and count_tokens([longer])[0] > want:  # at least one word
                 break
             text, n = longer, n + 1
         out.append(text)

@@ -31,7 +31,8 @@ def _engine(settings: Settings, pair: str) -> CTranslate2Engine:
     )
     from pipeline.translate.shortlist import ShortlistError
 
-    specs = {s.pair: s for s in load_registry(settings.registry_path).values()}
+    registry = load_registry(settings.registry_path, settings.translate.tier)
+    specs = {s.pair: s for s in registry.values()}
     if pair not in specs:
         raise ShortlistError(f"no model for pair {pair!r} in the registry; one of {sorted(specs)}")
     spec = specs[pair]
