@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from pipeline.records import (
     Article,
     Event,
     EventArticle,
+    FeedState,
     Outlet,
     Reject,
     Segment,
@@ -373,7 +374,43 @@ def load_rejects(
         )
 
 
+def load_feed_states(con: duckdb.DuckDBPyConnection, states: Sequence[FeedState]) -> None:
+    """Replace each outlet's feed state (conditional GET, body hash, back-off, status)."""
+    with transaction(con):
+        _insert(con, "feed_state", _columns(FeedState), _rows(states))
+
+
 # ---------------------------------------------------------------- reads
+
+
+def fetch_feed_states(con: duckdb.DuckDBPyConnection) -> dict[str, FeedState]:
+    cols = ", ".join(_columns(FeedState))
+    rows = con.execute(f"SELECT {cols} FROM feed_state").fetchall()
+    states = (FeedState(*r) for r in rows)
+    return {s.outlet_id: replace(s, items_seen=int(s.items_seen or 0)) for s in states}
+
+
+def read_feed_states(settings: Settings) -> dict[str, FeedState]:
+    """Feed states from the warehouse file, opened read-only for the moment it takes.
+
+    Ingest runs with no database open, so it asks here first. No file, an older schema, or a
+    writer holding the lock past the retries give ``{}``: the fetches are then unconditional,
+    which costs bandwidth, never correctness.
+    """
+    if settings.warehouse == ":memory:" or not Path(settings.warehouse).is_file():
+        return {}
+    try:
+        con = connect(settings, read_only=True)
+    except Exception as exc:  # locked, or opened in this process with another configuration
+        log.warning("feed state not read (%s); fetching feeds unconditionally", exc)
+        return {}
+    try:
+        return fetch_feed_states(con)
+    except Exception as exc:  # a warehouse from before migration 009
+        log.warning("feed state not read (%s); fetching feeds unconditionally", exc)
+        return {}
+    finally:
+        con.close()
 
 
 def _article_from_row(row: Sequence[Any]) -> Article:
