@@ -60,6 +60,25 @@ def table_rows(con: Any) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+def same_rows(table: str, a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> bool:
+    """Rows equal; align_state's document-frequency sums (float64 bytes, summed in the order the
+    warehouse returned the rows) equal to rounding."""
+    if table != "align_state" or len(a) != len(b):
+        return a == b
+    import numpy as np
+
+    for ra, rb in zip(a, b, strict=True):
+        blobs = [i for i, v in enumerate(ra) if isinstance(v, bytes)]
+        if [v for i, v in enumerate(ra) if i not in blobs[-1:]] != [
+            v for i, v in enumerate(rb) if i not in blobs[-1:]
+        ]:
+            return False
+        va, vb = (np.frombuffer(r[blobs[-1]], dtype=np.float64) for r in (ra, rb))
+        if va.shape != vb.shape or not np.allclose(va, vb, rtol=1e-9, atol=1e-12):
+            return False
+    return True
+
+
 def test_ducklake_ddl_drops_only_what_ducklake_cannot_store() -> None:
     sql = (
         "CREATE TABLE t (a VARCHAR PRIMARY KEY, -- a (comment) CHECK\n"
@@ -126,7 +145,7 @@ def test_same_pipeline_same_rows_on_both_backends(
             got[name] = table_rows(con)
     assert set(got["file"]) == set(got["lake"])
     for table in got["file"]:
-        assert got["lake"][table] == got["file"][table], table
+        assert same_rows(table, got["lake"][table], got["file"][table]), table
     assert got["lake"]["events"] and got["lake"]["translations"] and got["lake"]["segment_links"]
     with warehouse.open_warehouse(lake) as con:  # a second load of the same batch: no change
         step_load_articles(con, outlets, articles, replace(ingest, rejects=list(ingest.rejects)))
