@@ -194,41 +194,43 @@ def test_celery_stack_matches_single_process_run(
         raise
     _stop(script)
     log.close()
-    time.sleep(1)
-    assert _descendants_alive(script.pid) == [], "processes of the script's group left"
-    assert _pids_under(state) == [], f"processes left: {_pids_under(state)}\n{tail()}"
-    assert "parallax: stopped" in (tmp_path / "script.log").read_text()
-
-    # The lake, read after the stack is gone (its catalog needs PostgreSQL: start it again).
-    single = load_settings(
-        warehouse=str(tmp_path / "single.duckdb"),
-        runtime_dir=tmp_path / "single-var",
-        models_dir=tiny_models_dir,
-        translate={"max_new_tokens": 8},
-    )
-    run_all(load_outlets(outlets_toml), single)
-    with warehouse.open_warehouse(single, read_only=True) as con:
-        expected = table_rows(con)
-    pg_port = env["PARALLAX_PG_PORT"]
-    ctl = _pg_ctl(state, pg_port, "start")
     try:
-        lake = load_settings(
-            warehouse=f"ducklake:postgres:dbname=parallax_lake host=127.0.0.1 port={pg_port} "
-            "user=postgres",
-            warehouse_data_path=str(state / "lake-data"),
-            runtime_dir=tmp_path / "reader",
+        time.sleep(1)
+        assert _descendants_alive(script.pid) == [], "processes of the script's group left"
+        assert _pids_under(state) == [], f"processes left: {_pids_under(state)}\n{tail()}"
+        assert "parallax: stopped" in (tmp_path / "script.log").read_text()
+
+        # The lake, read after the stack is gone (its catalog needs PostgreSQL: start it again).
+        single = load_settings(
+            warehouse=str(tmp_path / "single.duckdb"),
+            runtime_dir=tmp_path / "single-var",
+            models_dir=tiny_models_dir,
+            translate={"max_new_tokens": 8},
         )
-        with warehouse.open_warehouse(lake, read_only=True) as con:
-            got = table_rows(con)
+        run_all(load_outlets(outlets_toml), single)
+        with warehouse.open_warehouse(single, read_only=True) as con:
+            expected = table_rows(con)
+        pg_port = env["PARALLAX_PG_PORT"]
+        ctl = _pg_ctl(state, pg_port, "start")
+        try:
+            lake = load_settings(
+                warehouse=f"ducklake:postgres:dbname=parallax_lake host=127.0.0.1 port={pg_port} "
+                "user=postgres",
+                warehouse_data_path=str(state / "lake-data"),
+                runtime_dir=tmp_path / "reader",
+            )
+            with warehouse.open_warehouse(lake, read_only=True) as con:
+                got = table_rows(con)
+        finally:
+            _pg_ctl(state, pg_port, "stop")
+        assert ctl.returncode == 0
+        for table in expected:
+            if table == "feed_state":
+                continue  # conditional-GET state of the last fetch: two DAG runs fetched twice
+            assert same_rows(table, got[table], expected[table]), table
+        assert expected["articles"] and expected["events"] and expected["translations"]
     finally:
-        _pg_ctl(state, pg_port, "stop")
-    assert ctl.returncode == 0
-    for table in expected:
-        if table == "feed_state":
-            continue  # conditional-GET state of the last fetch: two DAG runs fetched twice
-        assert same_rows(table, got[table], expected[table]), table
-    assert expected["articles"] and expected["events"] and expected["translations"]
-    shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def _stop(script: subprocess.Popen[bytes]) -> None:
