@@ -121,6 +121,7 @@ def _run_stages(outlets: list[Outlet], settings: Settings) -> list[StageResult]:
         step_ingest,
         step_link,
         step_load_articles,
+        step_report,
         step_segment,
     )
 
@@ -138,6 +139,7 @@ def _run_stages(outlets: list[Outlet], settings: Settings) -> list[StageResult]:
         with console.status("aligning events", spinner="dots") if console.is_terminal else _null():
             stages.append(step_align(con, settings))
             stages.append(step_link(con, settings))
+        stages.append(step_report(con, settings))
     return stages
 
 
@@ -168,6 +170,7 @@ def demo(
 ) -> None:
     """Serve the bundled sample on 127.0.0.1, run the whole pipeline, export the widest event."""
     from pipeline.export.side_by_side import load_event, write_export
+    from pipeline.report import report_dir
     from pipeline.run import warehouse_summary
     from pipeline.sample_server import rebase, serve_samples
 
@@ -191,10 +194,12 @@ def demo(
             export_path = write_export(load_event(con, widest[0][0]), "html", target)
     console.print(f"warehouse: {settings.warehouse}")
     console.print(f"export:    {export_path}")
+    console.print(f"report:    {report_dir(settings) / 'index.html'}")
     console.print(f"done in {time.perf_counter() - t0:.1f}s")
     out.print(
         " ".join(f"{k}={v}" for k, v in summary.items())
-        + f" warehouse={settings.warehouse} export={export_path}",
+        + f" warehouse={settings.warehouse} export={export_path}"
+        + f" report={report_dir(settings) / 'index.html'}",
         soft_wrap=True,
         highlight=False,
     )
@@ -337,7 +342,8 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="html, csv, md or parquet")] = "html",
     out_path: Annotated[Path | None, typer.Option("--out", help="Output file")] = None,
 ) -> None:
-    """Export an event side by side: one column per outlet, original beside English."""
+    """Export an event as statement rows: HTML aligned page (statements x outlets), or the
+    same rows one sentence per line as CSV, Markdown or Parquet."""
     from pipeline.export.side_by_side import FORMATS, load_event, write_export
 
     if fmt not in FORMATS:

@@ -158,11 +158,25 @@ def step_link(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult
     return result
 
 
+def step_report(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult:
+    """Refresh the report site under the runtime folder (only files whose bytes changed)."""
+    from pipeline.report import build_site, report_dir
+
+    site = build_site(con, report_dir(settings))
+    result = StageResult("report")
+    result.add("events", site.events)
+    result.add("written", len(site.written))
+    result.add("unchanged", site.unchanged)
+    result.add("removed", len(site.removed))
+    result.seconds = site.seconds
+    return result
+
+
 def run_all(
     outlets: Sequence[Outlet],
     settings: Settings,
 ) -> RunSummary:
-    """The whole pipeline once: ingest, load, segment, translate, align, link."""
+    """The whole pipeline once: ingest, load, segment, translate, align, link, report."""
     summary = RunSummary()
     articles, ingest_result = step_ingest(outlets, settings)
     summary.stages.append(ingest_result)
@@ -172,6 +186,7 @@ def run_all(
         summary.stages.append(step_translate(con, settings))
         summary.stages.append(step_align(con, settings))
         summary.stages.append(step_link(con, settings))
+        summary.stages.append(step_report(con, settings))
     return summary
 
 
