@@ -66,7 +66,23 @@ def parallax_align() -> None:
             counts = warehouse.table_counts(con, ["segment_links", "divergences"])
         return {**result.counts, **counts}
 
-    align() >> link()
+    @task(pool=WAREHOUSE_POOL)
+    def watch() -> dict[str, int]:
+        """Alerts for watchlists: exactly one per watch and new article, sent through Airflow
+        notifiers (a BaseNotifier per alert; failed sends are retried on the next run)."""
+        from airflow.sdk import get_current_context
+
+        from pipeline import warehouse
+        from pipeline.run import step_watch
+        from pipeline.settings import load_settings
+        from pipeline.watch.airflow_notifier import airflow_sender
+
+        settings = load_settings()
+        sender = airflow_sender(settings.watch, get_current_context())
+        with warehouse.open_warehouse(settings) as con:
+            return step_watch(con, settings, sender=sender).counts
+
+    align() >> link() >> watch()
 
 
 parallax_align()

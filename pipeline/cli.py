@@ -88,6 +88,7 @@ def _run_stages(outlets: list[Outlet], settings: Settings) -> list[StageResult]:
         step_link,
         step_load_articles,
         step_segment,
+        step_watch,
     )
 
     with (
@@ -104,6 +105,7 @@ def _run_stages(outlets: list[Outlet], settings: Settings) -> list[StageResult]:
         with console.status("aligning events", spinner="dots") if console.is_terminal else _null():
             stages.append(step_align(con, settings))
             stages.append(step_link(con, settings))
+        stages.append(step_watch(con, settings))
     return stages
 
 

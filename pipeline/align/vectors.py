@@ -160,9 +160,7 @@ class SentenceTransformersEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         """A search query's vector: e5 models get "query: " instead of "passage: "."""
         prefix = "query: " if self.prefix == "passage: " else self.prefix
-        out = self._model.encode(
-            [prefix + text], normalize_embeddings=True, convert_to_numpy=True
-        )
+        out = self._model.encode([prefix + text], normalize_embeddings=True, convert_to_numpy=True)
         return _l2_normalise(out)[0]
 
 

@@ -116,10 +116,10 @@ def search(
                 con, embed_query(embedder, query), embedder.name, filters, limit=candidates
             )
             sem_ids = [h.article_id for h in sem]
-            for h in sem:
-                raw[h.article_id] = h.score
-                if h.seg_no is not None:
-                    seg[h.article_id] = h.seg_no
+            for sh in sem:
+                raw[sh.article_id] = sh.score
+                if sh.seg_no is not None:
+                    seg[sh.article_id] = sh.seg_no
             if not sem:
                 notes.append(f"no article vectors of {embedder.name} match the filters")
     if used in ("lexical", "hybrid"):
@@ -142,8 +142,8 @@ def search(
     hits = _hydrate(con, order, seg, scores, lex_rank, sem_rank, with_aligned=with_aligned)
     # grouped by event: an event's hits follow its best hit
     first: dict[str, int] = {}
-    for i, h in enumerate(hits):
-        first.setdefault(h.event_id or h.article_id, i)
+    for i, hit in enumerate(hits):
+        first.setdefault(hit.event_id or hit.article_id, i)
     hits.sort(key=lambda h: (first[h.event_id or h.article_id], -h.score, h.article_id))
     return SearchResult(query, used, hits, notes)
 

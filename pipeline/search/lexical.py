@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.duckdb_ext import load_extension
 from pipeline.records import sha256_text
-from pipeline.search.normalise import index_text, query_terms
+from pipeline.search.normalise import index_text, match_keys, query_terms
 
 if TYPE_CHECKING:
     import duckdb
@@ -140,15 +140,49 @@ class LexicalHit:
     score: float
 
 
-def search_lexical(
+# BM25 (k1 = 1.2, b = 0.75, the fts defaults) computed set-based on the index tables: only the
+# postings of the query's terms are read. fts's own `match_bm25` macro is evaluated once per
+# document row, which is what made it slow on large tables (bench/bench_search.py). Tokens are
+# the fts tokenizer's, stop words dropped (the macro keeps them, so an all-words match on a
+# query with "the" in it would never succeed), then Porter-stemmed as at index time.
+_BM25 = f"""
+    WITH tok AS (
+        SELECT DISTINCT unnest({FTS_SCHEMA}.tokenize(?)) AS w
+    ), q AS (
+        SELECT DISTINCT stem(w, 'porter') AS t FROM tok
+        WHERE w <> '' AND w NOT IN (SELECT sw FROM {FTS_SCHEMA}.stopwords)
+    ), qt AS (
+        SELECT d.termid, d.df FROM {FTS_SCHEMA}.dict d JOIN q ON d.term = q.t
+    ), tf AS (
+        SELECT te.docid, te.termid, count(*) AS tf
+        FROM {FTS_SCHEMA}.terms te JOIN qt USING (termid)
+        GROUP BY te.docid, te.termid
+    ), cd AS (
+        SELECT docid FROM tf GROUP BY docid
+        HAVING NOT ? OR count(DISTINCT termid) = (SELECT count(*) FROM q)
+    ), sc AS (
+        SELECT tf.docid,
+               sum(ln((st.num_docs - qt.df + 0.5) / (qt.df + 0.5) + 1)
+                   * (tf.tf * 2.2) / (tf.tf + 1.2 * (0.25 + 0.75 * dd.len / st.avgdl))) AS score
+        FROM tf JOIN cd USING (docid) JOIN qt USING (termid)
+        JOIN {FTS_SCHEMA}.docs dd ON dd.docid = tf.docid
+        CROSS JOIN {FTS_SCHEMA}.stats st
+        GROUP BY tf.docid
+    )
+    SELECT sd.article_id, sd.seg_no, sc.score
+    FROM sc JOIN {FTS_SCHEMA}.docs dd USING (docid)
+    JOIN search_docs sd ON sd.doc_id = dd.name
+"""
+
+
+def _article_scores(
     con: duckdb.DuckDBPyConnection,
-    query: str,
+    terms: list[str],
     filters: SearchFilters,
     *,
-    limit: int = 100,
-) -> list[LexicalHit]:
-    """Best-scoring segment per article, articles by BM25 descending (ties by article id)."""
-    terms = query_terms(query)
+    conjunctive: bool,
+    limit: int | None,
+) -> list[tuple[str, int, float]]:
     if not terms:
         return []
     if not index_exists(con):
@@ -157,18 +191,36 @@ def search_lexical(
     where, params = filters.sql("a")
     rows = con.execute(
         f"""
-        WITH scored AS (
-            SELECT d.article_id, d.seg_no,
-                   {FTS_SCHEMA}.match_bm25(d.doc_id, ?) AS score
-            FROM search_docs d
-        )
-        SELECT s.article_id, arg_max(s.seg_no, s.score) AS seg_no, max(s.score) AS score
-        FROM scored s JOIN articles a USING (article_id)
-        WHERE s.score IS NOT NULL {where}
-        GROUP BY s.article_id
-        ORDER BY score DESC, s.article_id
-        LIMIT ?
+        WITH hits AS ({_BM25})
+        SELECT h.article_id, arg_max(h.seg_no, h.score) AS seg_no, max(h.score) AS score
+        FROM hits h JOIN articles a USING (article_id)
+        WHERE true {where}
+        GROUP BY h.article_id
+        ORDER BY score DESC, h.article_id
+        {"LIMIT ?" if limit is not None else ""}
         """,
-        [" ".join(terms), *params, limit],
+        [" ".join(terms), conjunctive, *params, *([limit] if limit is not None else [])],
     ).fetchall()
-    return [LexicalHit(r[0], int(r[1]), float(r[2])) for r in rows]
+    return [(r[0], int(r[1]), float(r[2])) for r in rows]
+
+
+def search_lexical(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    filters: SearchFilters,
+    *,
+    limit: int = 100,
+) -> list[LexicalHit]:
+    """Best-scoring sentence per article, articles by BM25 descending (ties by article id).
+    Any query word matches (surface or stripped form); more words, more score."""
+    rows = _article_scores(con, query_terms(query), filters, conjunctive=False, limit=limit)
+    return [LexicalHit(*r) for r in rows]
+
+
+def match_all_words(
+    con: duckdb.DuckDBPyConnection, query: str, filters: SearchFilters
+) -> dict[str, tuple[int, float]]:
+    """Articles with a sentence containing every word of `query` (in any prefixed form, or in
+    its English): article_id -> (best seg_no, BM25). What a lexical watch alerts on."""
+    rows = _article_scores(con, match_keys(query), filters, conjunctive=True, limit=None)
+    return {r[0]: (r[1], r[2]) for r in rows}

@@ -120,3 +120,12 @@ def query_terms(query: str) -> list[str]:
     for term in index_terms(query):
         seen.setdefault(term, None)
     return list(seen)
+
+
+def match_keys(query: str) -> list[str]:
+    """One key per query word for all-words matching: its stripped form when it has one (which
+    every prefixed or bare form of the word indexes), else the word itself."""
+    seen: dict[str, None] = {}
+    for tok in tokens(query):
+        seen.setdefault(strip_proclitics(tok) or tok, None)
+    return list(seen)
