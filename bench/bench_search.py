@@ -39,13 +39,88 @@ from pipeline.settings import load_settings  # noqa: E402
 DIM = 384
 EMBEDDER = "bench-e5"
 WORDS = {
-    "he": "רפיח עזה ישראל ממשלה צבא פינוי תקציב כנסת רעידה טבריה שוק תקיפה ועידה קהיר "
-    "שיחות הסכם אזרחים שבועות חודשים ביטחון מבצע הרכבת העיר תושבים דיווח משרד".split(),
-    "ar": "رفح غزة اسرائيل حكومه جيش اخلاء موازنه الكنيست زلزال طبريا سوق غاره مؤتمر "
-    "القاهره محادثات اتفاق مدنيين اسابيع اشهر امن عمليه مدينه سكان تقرير وزاره".split(),
-    "en": "rafah gaza israel government army evacuation budget knesset earthquake tiberias "
-    "market strike conference cairo talks agreement civilians weeks months security "
-    "operation city residents report ministry".split(),
+    "he": [
+        "רפיח",
+        "עזה",
+        "ישראל",
+        "ממשלה",
+        "צבא",
+        "פינוי",
+        "תקציב",
+        "כנסת",
+        "רעידה",
+        "טבריה",
+        "שוק",
+        "תקיפה",
+        "ועידה",
+        "קהיר",
+        "שיחות",
+        "הסכם",
+        "אזרחים",
+        "שבועות",
+        "חודשים",
+        "ביטחון",
+        "מבצע",
+        "הרכבת",
+        "העיר",
+        "תושבים",
+        "דיווח",
+        "משרד",
+    ],
+    "ar": [
+        "رفح",
+        "غزة",
+        "اسرائيل",
+        "حكومه",
+        "جيش",
+        "اخلاء",
+        "موازنه",
+        "الكنيست",
+        "زلزال",
+        "طبريا",
+        "سوق",
+        "غاره",
+        "مؤتمر",
+        "القاهره",
+        "محادثات",
+        "اتفاق",
+        "مدنيين",
+        "اسابيع",
+        "اشهر",
+        "امن",
+        "عمليه",
+        "مدينه",
+        "سكان",
+        "تقرير",
+        "وزاره",
+    ],
+    "en": [
+        "rafah",
+        "gaza",
+        "israel",
+        "government",
+        "army",
+        "evacuation",
+        "budget",
+        "knesset",
+        "earthquake",
+        "tiberias",
+        "market",
+        "strike",
+        "conference",
+        "cairo",
+        "talks",
+        "agreement",
+        "civilians",
+        "weeks",
+        "months",
+        "security",
+        "operation",
+        "city",
+        "residents",
+        "report",
+        "ministry",
+    ],
 }
 PREFIX = {"he": ["", "", "ב", "ו", "ה", "מ", "ל"], "ar": ["", "", "و", "ب", "ال", "لل"], "en": [""]}
 FILLER = 3000  # distinct rare words per language (Zipf tail)
@@ -243,6 +318,7 @@ def run_size(n: int, workdir: Path, embedder: _VectorOf, *, hnsw: bool) -> dict[
     out["exact_cosine_ms"] = statistics.median(exact)
     if hnsw:
         load_extension(con, "vss")
+        con.execute("SET hnsw_enable_experimental_persistence = true")  # a throwaway file
         con.execute(
             f"CREATE TABLE av AS SELECT article_id, vector::FLOAT[{DIM}] AS v FROM article_vectors"
         )

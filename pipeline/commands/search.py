@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -34,6 +36,24 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
     from pipeline.search.lexical import refresh_index
 
     refresh_index(con)
+
+
+@contextmanager
+def _open(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse with its search index brought up to date; while another process writes
+    (a running DAG), read-only with the index as of the last load."""
+    from pipeline import warehouse
+    from pipeline.cli import console
+
+    try:
+        with warehouse.open_warehouse(settings) as con:
+            prepare(con)
+            yield con
+            return
+    except warehouse.WarehouseLocked:
+        console.print("[yellow]warehouse busy: searching the index as of the last load[/]")
+    with warehouse.open_warehouse(settings, read_only=True) as con:
+        yield con
 
 
 def _print_table(result: SearchResult) -> None:
@@ -78,7 +98,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Find coverage in any language: BM25 on originals and English, e5 vectors across
         languages, fused and grouped by event."""
-        from pipeline import warehouse
         from pipeline.cli import _settings, console, out
         from pipeline.search.engine import MODES, search
         from pipeline.search.filters import SearchFilters
@@ -98,13 +117,12 @@ def register(app: typer.Typer) -> None:
             outlets=tuple(outlet or ()),
         )
         embedder = _embedder(settings, mode)
-        with warehouse.open_warehouse(settings) as con:
-            prepare(con)
+        with _open(settings) as con:
             try:
                 result = search(
                     con, query, mode=mode, filters=filters, limit=limit, embedder=embedder
                 )
-            except SemanticUnavailable as exc:
+            except (SemanticUnavailable, RuntimeError) as exc:
                 console.print(f"[red]{exc}[/red]")
                 raise typer.Exit(1) from exc
         for note in result.notes:
