@@ -170,10 +170,12 @@ def step_watch(
     result = StageResult("watch")
     refresh = refresh_index(con)
     result.add("indexed", refresh.changed)
-    if list_watches(con):
+    watches = list_watches(con)
+    if watches:
         from pipeline.align.vectors import get_embedder
 
-        embedder = get_embedder(settings.align.embedder)
+        needs_vectors = any(w.mode != "lexical" for w in watches)
+        embedder = get_embedder(settings.align.embedder) if needs_vectors else None
         for m in match_all(con, embedder, semantic_floor=settings.watch.semantic_min_score):
             result.add("alerts", len(m.new_alerts))
             result.add("held_back", m.held_back)
