@@ -4,7 +4,7 @@
 date incrementally (only segments whose text or English changed are normalised again). The fts
 index itself cannot be updated in place, so it is rebuilt from `search_docs` whenever a row
 changed: `bench/bench_search.py` measures both halves (the incremental normalisation is what
-costs; the rebuild is a few set-based statements).
+costs at small sizes, the rebuild dominates at large ones).
 """
 
 from __future__ import annotations
@@ -140,11 +140,12 @@ class LexicalHit:
     score: float
 
 
-# BM25 (k1 = 1.2, b = 0.75, the fts defaults) computed set-based on the index tables: only the
-# postings of the query's terms are read. fts's own `match_bm25` macro is evaluated once per
-# document row, which is what made it slow on large tables (bench/bench_search.py). Tokens are
-# the fts tokenizer's, stop words dropped (the macro keeps them, so an all-words match on a
-# query with "the" in it would never succeed), then Porter-stemmed as at index time.
+# BM25 (k1 = 1.2, b = 0.75, the fts defaults) computed set-based on the index tables, reading
+# only the postings of the query's terms. Same scores as fts's `match_bm25` macro, but it also
+# serves all-words matching: the macro counts stop words among the query's tokens, so with
+# `conjunctive := 1` a query containing "the" never matches. Speed is on a par with the macro
+# (bench/bench_search.py prints both). Tokens are the fts tokenizer's, stop words dropped, then
+# Porter-stemmed as at index time.
 _BM25 = f"""
     WITH tok AS (
         SELECT DISTINCT unnest({FTS_SCHEMA}.tokenize(?)) AS w
