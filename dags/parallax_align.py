@@ -2,7 +2,8 @@
 
 Alignment reads every article with its English text and writes events, so it runs in the
 one-slot `parallax_warehouse` pool; articles already placed keep their event, so a re-run adds
-nothing. Completing it updates the events asset for whatever consumes events downstream.
+nothing. Completing it updates the events asset for whatever consumes events downstream; the
+report site under the runtime folder is refreshed last.
 """
 
 from __future__ import annotations
@@ -82,7 +83,18 @@ def parallax_align() -> None:
         with warehouse.open_warehouse(settings) as con:
             return step_watch(con, settings, sender=sender).counts
 
-    align() >> link() >> watch()
+    @task(pool=WAREHOUSE_POOL)
+    def report() -> dict[str, int]:
+        """Refresh the report site under the runtime folder, so a bookmark shows the latest."""
+        from pipeline import warehouse
+        from pipeline.run import step_report
+        from pipeline.settings import load_settings
+
+        settings = load_settings()
+        with warehouse.open_warehouse(settings, read_only=True) as con:
+            return step_report(con, settings).counts
+
+    align() >> link() >> watch() >> report()
 
 
 parallax_align()

@@ -82,6 +82,7 @@ def sample_outlets_toml(base: str, path: Path) -> Path:
             f"homepage = {json.dumps(o.homepage)}",
             f"country = {json.dumps(o.country)}",
             f"fetch_pages = {'true' if o.fetch_pages else 'false'}",
+            f"allow_private = {'true' if o.allow_private else 'false'}",
             "",
         ]
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -168,6 +169,7 @@ def test_dags_parse_fast_with_nothing_heavy(tmp_path: Path) -> None:
     align = res["dags"]["parallax_align"]["tasks"]
     assert align["align"]["pool"] == align["link"]["pool"] == "parallax_warehouse"
     assert align["link"]["outlets"] == ["parallax://warehouse/events"]
+    assert align["report"]["pool"] == "parallax_warehouse"
 
 
 _DAG_TEST = """
@@ -240,6 +242,7 @@ def test_three_dags_end_to_end_twice(
     assert counts["event_articles"] == counts["articles"]
     assert counts["segment_links"] > 0 and counts["divergences"] > 0
     assert first["summary"]["pending"] == 0
+    assert (runtime / "report" / "index.html").is_file()  # the align DAG refreshed the site
     assert first["summary"]["translated"] > 0
     assert set(first["summary"]["languages"].split(",")) == {"he", "ar", "en"}
     # the second round (new run ids, same sample) changes nothing
