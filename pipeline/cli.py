@@ -123,6 +123,7 @@ def _run_stages(outlets: list[Outlet], settings: Settings) -> list[StageResult]:
         step_load_articles,
         step_report,
         step_segment,
+        step_watch,
     )
 
     with (
@@ -139,6 +140,7 @@ def _run_stages(outlets: list[Outlet], settings: Settings) -> list[StageResult]:
         with console.status("aligning events", spinner="dots") if console.is_terminal else _null():
             stages.append(step_align(con, settings))
             stages.append(step_link(con, settings))
+        stages.append(step_watch(con, settings))
         stages.append(step_report(con, settings))
     return stages
 
