@@ -68,6 +68,22 @@ def parallax_align() -> None:
         return {**result.counts, **counts}
 
     @task(pool=WAREHOUSE_POOL)
+    def watch() -> dict[str, int]:
+        """Alerts for watchlists: exactly one per watch and new article, sent through Airflow
+        notifiers (a BaseNotifier per alert; failed sends are retried on the next run)."""
+        from airflow.sdk import get_current_context
+
+        from pipeline import warehouse
+        from pipeline.run import step_watch
+        from pipeline.settings import load_settings
+        from pipeline.watch.airflow_notifier import airflow_sender
+
+        settings = load_settings()
+        sender = airflow_sender(settings.watch, get_current_context())
+        with warehouse.open_warehouse(settings) as con:
+            return step_watch(con, settings, sender=sender).counts
+
+    @task(pool=WAREHOUSE_POOL)
     def report() -> dict[str, int]:
         """Refresh the report site under the runtime folder, so a bookmark shows the latest."""
         from pipeline import warehouse
@@ -78,7 +94,7 @@ def parallax_align() -> None:
         with warehouse.open_warehouse(settings, read_only=True) as con:
             return step_report(con, settings).counts
 
-    align() >> link() >> report()
+    align() >> link() >> watch() >> report()
 
 
 parallax_align()

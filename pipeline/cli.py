@@ -123,6 +123,7 @@ def _run_stages(outlets: list[Outlet], settings: Settings) -> list[StageResult]:
         step_load_articles,
         step_report,
         step_segment,
+        step_watch,
     )
 
     with (
@@ -139,6 +140,7 @@ def _run_stages(outlets: list[Outlet], settings: Settings) -> list[StageResult]:
         with console.status("aligning events", spinner="dots") if console.is_terminal else _null():
             stages.append(step_align(con, settings))
             stages.append(step_link(con, settings))
+        stages.append(step_watch(con, settings))
         stages.append(step_report(con, settings))
     return stages
 
@@ -238,11 +240,17 @@ def ingest(
 
     settings = _settings()
     if feeds:
-        from pipeline.commands.status import ingest_feed_dirs, peak_rss_mib
+        from pipeline.commands.status import ingest_feed_dirs
 
         figures = ingest_feed_dirs(settings, feeds)
-        line = " ".join(f"{k}={figures[k]}" for k in ("files", "parsed", "quarantined", "crashed"))
-        out.print(f"{line} peak_rss_mib={peak_rss_mib():.0f}", soft_wrap=True, highlight=False)
+        line = " ".join(
+            f"{k}={figures[k]:.0f}" for k in ("files", "parsed", "quarantined", "crashed")
+        )
+        parsing, loading = figures["peak_rss_mib_parsing"], figures["peak_rss_mib_loading"]
+        console.print(f"peak RSS: {parsing:.0f} MiB parsing, {loading:.0f} MiB loading")
+        out.print(
+            f"{line} peak_rss_mib={max(parsing, loading):.0f}", soft_wrap=True, highlight=False
+        )
         return
     outlet_list = _outlets(settings, outlets)
     articles, result = step_ingest(outlet_list, settings)

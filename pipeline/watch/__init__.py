@@ -1,0 +1,1 @@
+"""Watchlists: saved queries that alert once per new matching article (pipeline/watch/)."""
