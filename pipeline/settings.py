@@ -74,6 +74,15 @@ class AirflowSettings:
 
 
 @dataclass(frozen=True)
+class LockSettings:
+    """Waiting for the DuckDB file while another process (a load, an analyst's query) holds it."""
+
+    wait_s: float = 120.0  # total time to keep retrying before giving up with WarehouseLocked
+    backoff_s: float = 0.25  # first delay; doubles per retry (with jitter) up to max_backoff_s
+    max_backoff_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class Settings:
     root: Path = PROJECT_ROOT
     runtime_dir: Path = PROJECT_ROOT / "var"
@@ -88,6 +97,7 @@ class Settings:
     translate: TranslateSettings = field(default_factory=TranslateSettings)
     align: AlignSettings = field(default_factory=AlignSettings)
     airflow: AirflowSettings = field(default_factory=AirflowSettings)
+    lock: LockSettings = field(default_factory=LockSettings)
 
     @property
     def extension_dir(self) -> Path:
@@ -106,6 +116,7 @@ _SECTIONS = {
     "translate": TranslateSettings,
     "align": AlignSettings,
     "airflow": AirflowSettings,
+    "lock": LockSettings,
 }
 _ENV_AIRFLOW = {
     "PARALLAX_INGEST_SCHEDULE": "ingest_schedule",
