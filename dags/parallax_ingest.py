@@ -72,7 +72,7 @@ def parallax_ingest() -> None:
     @task(**NETWORK_RETRIES, map_index_template="{{ task.op_kwargs['outlet_id'] }}")
     def ingest_outlet(outlet_id: str) -> dict[str, Any]:
         """Fetch, extract and detect one outlet; stage articles and rejects for this run and try."""
-        from pipeline import staging
+        from pipeline import faults, staging
         from pipeline.ingest.outlets import load_outlets
         from pipeline.run import step_ingest
         from pipeline.settings import load_settings
@@ -81,6 +81,7 @@ def parallax_ingest() -> None:
         outlets = [o for o in load_outlets(settings.outlets_path) if o.outlet_id == outlet_id]
         if not outlets:
             raise ValueError(f"outlet {outlet_id!r} is no longer in {settings.outlets_path}")
+        faults.point(f"ingest_outlet.{outlet_id}")  # tests: a task failing once, then retried
         ctx = get_current_context()
         ti = ctx["ti"]
         archive = _archived_feed(ctx, outlet_id)
@@ -116,7 +117,7 @@ def parallax_ingest() -> None:
         """Load this run's staged batches (the paths its mapped tasks returned), then segment."""
         from pathlib import Path
 
-        from pipeline import staging, warehouse
+        from pipeline import faults, staging, warehouse
         from pipeline.ingest.outlets import load_outlets
         from pipeline.records import Article, Reject, StageResult
         from pipeline.run import step_load_articles, step_segment
@@ -131,9 +132,10 @@ def parallax_ingest() -> None:
         for batch in batches:
             articles += staging.read_batch(Path(batch["articles"]), Article)
             ingest.rejects += staging.read_batch(Path(batch["rejects"]), Reject)
-        with warehouse.open_warehouse(settings) as con:
+        with warehouse.open_warehouse(settings, purpose="ingest load") as con:
             loaded = step_load_articles(con, outlets, articles, ingest)
             segmented = step_segment(con, settings)
+        faults.point("ingest.load.committed")  # a crash here: committed, success not reported
         counts = {f"load_{k}": v for k, v in loaded.counts.items()}
         counts.update({f"segment_{k}": v for k, v in segmented.counts.items()})
         counts["rejects"] = len(ingest.rejects)
