@@ -254,7 +254,8 @@ def main() -> None:
     expected_q = len(exp.no_text) + len(exp.no_link_feeds)
     total = sum(stage_s.values())
     for stage, secs in stage_s.items():
-        print(f"stage {stage}: {secs:.1f}s {len(exp.good) / max(secs, 1e-9):.0f} articles/s")
+        rate = f"{len(exp.good) / secs:.0f} articles/s" if secs >= 0.05 else "skipped"
+        print(f"stage {stage}: {secs:.1f}s {rate}")
     hold = warehouse.longest_hold()
     q = max(1, len(pass_rate) // 4)
     # the first pass has one window of items, the others two: compare like with like

@@ -183,12 +183,21 @@ def test_sigkill_at_random_points_then_rerun_equals_a_clean_run(
 ) -> None:
     warm, feeds_dir = base
     # what every run imports, imported once here so each forked child starts at once
+    import sklearn.feature_extraction  # noqa: F401  (align's lexical signal)
+    import sklearn.feature_extraction.text  # noqa: F401
+
     import pipeline.align.events  # noqa: F401
     import pipeline.detect  # noqa: F401
     import pipeline.ingest.stage  # noqa: F401
     import pipeline.run  # noqa: F401
     import pipeline.segment  # noqa: F401
     import pipeline.translate  # noqa: F401
+    from pipeline.detect.language import detect_language
+    from pipeline.ingest.feeds import parse_feed
+    from pipeline.records import Outlet
+
+    detect_language("The minister announced the new plan on Tuesday evening.")
+    parse_feed(b"<rss/>", Outlet("o", "o", "", ""))
 
     feeds = sorted(feeds_dir.glob("*.xml"))
     no_models = tmp_path / "no-models"  # a cache miss would leave rows pending: visible
