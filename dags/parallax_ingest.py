@@ -91,7 +91,7 @@ def parallax_ingest() -> None:
             from pipeline.run import step_ingest_files
 
             articles, result = step_ingest_files([archive] if archive.is_file() else [], settings)
-        art_path, rej_path = (
+        art_path, rej_path, state_path = (
             staging.batch_path(
                 settings.staging_dir,
                 dag_id=ti.dag_id,
@@ -101,14 +101,16 @@ def parallax_ingest() -> None:
                 key=outlet_id,
                 kind=kind,
             )
-            for kind in ("articles", "rejects")
+            for kind in ("articles", "rejects", "feed_state")
         )
         staging.write_batch(art_path, articles)
         staging.write_batch(rej_path, result.rejects)
+        staging.write_batch(state_path, result.feed_states)
         return {
             "outlet_id": outlet_id,
             "articles": str(art_path),
             "rejects": str(rej_path),
+            "feed_state": str(state_path),
             "counts": dict(result.counts),
         }
 
@@ -119,7 +121,7 @@ def parallax_ingest() -> None:
 
         from pipeline import faults, staging, warehouse
         from pipeline.ingest.outlets import load_outlets
-        from pipeline.records import Article, Reject, StageResult
+        from pipeline.records import Article, FeedState, Reject, StageResult
         from pipeline.run import step_load_articles, step_segment
         from pipeline.settings import load_settings
 
@@ -132,6 +134,8 @@ def parallax_ingest() -> None:
         for batch in batches:
             articles += staging.read_batch(Path(batch["articles"]), Article)
             ingest.rejects += staging.read_batch(Path(batch["rejects"]), Reject)
+            if batch.get("feed_state"):  # conditional GET state, written after the articles
+                ingest.feed_states += staging.read_batch(Path(batch["feed_state"]), FeedState)
         with warehouse.open_warehouse(settings, purpose="ingest load") as con:
             loaded = step_load_articles(con, outlets, articles, ingest)
             segmented = step_segment(con, settings)

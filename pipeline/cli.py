@@ -8,11 +8,12 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from pipeline import warehouse
 from pipeline.records import Outlet, StageResult
@@ -21,7 +22,27 @@ from pipeline.settings import Settings, load_settings
 if TYPE_CHECKING:
     import duckdb
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+class _Group(TyperGroup):
+    """The top command group: errors a user can act on become one line and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's (vendored) click Context
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            from pipeline.errors_cli import as_user_error
+
+            err = as_user_error(exc)
+            if err is None:
+                raise
+            if ctx.params.get("verbose"):
+                console.print_exception()
+            fix = f" [bold]fix:[/bold] {err.fix}" if err.fix else ""
+            console.print(f"[red]error:[/red] {err.message}{fix}", soft_wrap=True, highlight=False)
+            ctx.exit(err.exit_code)
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, cls=_Group)
 models_app = typer.Typer(no_args_is_help=True, help="Translation models: download, list.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate alignment and translation.")
 app.add_typer(models_app, name="models")
@@ -51,9 +72,22 @@ def _settings() -> Settings:
 
 
 def _outlets(settings: Settings, path: Path | None) -> list[Outlet]:
+    from pipeline.errors import ConfigError, NoOutlets
     from pipeline.ingest.outlets import load_outlets
 
-    return load_outlets(path or settings.outlets_path)
+    source = path or settings.outlets_path
+    add = (
+        "`parallax outlets add ynet times-of-israel aljazeera-ar` (ids: `parallax outlets catalog`)"
+    )
+    if not source.is_file():
+        raise NoOutlets(f"no outlets file at {source}", f"add outlets with {add}")
+    try:
+        outlets = load_outlets(source)
+    except ValueError as exc:
+        raise ConfigError(str(exc), f"correct {source}") from exc
+    if not outlets:
+        raise NoOutlets(f"no outlets configured in {source}", f"add some with {add}")
+    return outlets
 
 
 def _report(summary_stages: list[StageResult]) -> None:
@@ -137,7 +171,8 @@ def demo(
     t0 = time.perf_counter()
     with serve_samples(settings.samples_dir / "site", port=port) as base:
         console.print(f"sample outlets served at {base}")
-        outlets = [replace(o, feed_url=rebase(o.feed_url, base)) for o in _outlets(settings, None)]
+        sample = _outlets(settings, settings.samples_dir / "outlets.toml")
+        outlets = [replace(o, feed_url=rebase(o.feed_url, base)) for o in sample]
         stages = _run_stages(outlets, settings)
     _report(stages)
     with warehouse.open_warehouse(settings) as con:
@@ -184,11 +219,22 @@ def ingest(
     outlets: Annotated[
         Path | None, typer.Option(help="Outlets TOML (default: config/outlets.toml)")
     ] = None,
+    feeds: Annotated[
+        list[Path] | None,
+        typer.Option(help="Load saved feed files (a file, or a folder's *.xml) instead"),
+    ] = None,
 ) -> None:
     """Fetch, extract, detect language and load articles (then segment them)."""
     from pipeline.run import step_ingest, step_load_articles, step_segment
 
     settings = _settings()
+    if feeds:
+        from pipeline.commands.status import ingest_feed_dirs, peak_rss_mib
+
+        figures = ingest_feed_dirs(settings, feeds)
+        line = " ".join(f"{k}={figures[k]}" for k in ("files", "parsed", "quarantined", "crashed"))
+        out.print(f"{line} peak_rss_mib={peak_rss_mib():.0f}", soft_wrap=True, highlight=False)
+        return
     outlet_list = _outlets(settings, outlets)
     articles, result = step_ingest(outlet_list, settings)
     with warehouse.open_warehouse(settings) as con:
@@ -211,7 +257,26 @@ def translate(
     if engine:
         settings = replace(settings, translate=replace(settings.translate, engine=engine))
     with warehouse.open_warehouse(settings) as con:
-        _report([_translate_with_progress(con, settings)])
+        result = _translate_with_progress(con, settings)
+    _report([result])
+    if result.counts.get("pending"):
+        _missing_models(settings)
+
+
+def _missing_models(settings: Settings) -> None:
+    """Raise ModelMissing naming the first unusable model, when one is the reason for pending."""
+    from pipeline.errors import ModelMissing
+    from pipeline.translate.download import list_models
+    from pipeline.translate.registry import DOWNLOAD_COMMAND
+
+    missing = [m for m in list_models(settings) if not m.present]
+    if missing:
+        m = missing[0]
+        raise ModelMissing(
+            f"model {m.hf_id} ({m.pair}) is not usable at {m.folder}: {m.problems[0]}; "
+            "its sentences stay pending",
+            f"run `{DOWNLOAD_COMMAND}`, or point PARALLAX_MODELS_DIR at a folder that has it",
+        )
 
 
 @app.command()
@@ -242,10 +307,12 @@ def sql(query: Annotated[str, typer.Argument(help="SQL to run against the wareho
 
     settings = _settings()
     if settings.warehouse != ":memory:" and not Path(settings.warehouse).exists():
-        console.print(
-            f"[red]no warehouse at {settings.warehouse}[/red]: run `parallax demo` or `parallax run`"
+        from pipeline.errors import NoWarehouse
+
+        raise NoWarehouse(
+            f"no warehouse at {settings.warehouse}",
+            "run `parallax demo` (the bundled sample) or `parallax run` (your outlets) first",
         )
-        raise typer.Exit(1)
     with warehouse.open_warehouse(settings, read_only=True) as con:
         try:
             cur = con.execute(query)
@@ -267,18 +334,14 @@ def export(
     out_path: Annotated[Path | None, typer.Option("--out", help="Output file")] = None,
 ) -> None:
     """Export an event side by side: one column per outlet, original beside English."""
-    from pipeline.export.side_by_side import FORMATS, UnknownEvent, load_event, write_export
+    from pipeline.export.side_by_side import FORMATS, load_event, write_export
 
     if fmt not in FORMATS:
         console.print(f"[red]unknown format {fmt!r}[/red]; choose one of {', '.join(FORMATS)}")
         raise typer.Exit(2)
     settings = _settings()
     with warehouse.open_warehouse(settings, read_only=True) as con:
-        try:
-            view = load_event(con, event)
-        except UnknownEvent as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(1) from exc
+        view = load_event(con, event)  # UnknownEvent: one line and the fix (errors_cli)
     target = out_path or settings.runtime_dir / "exports" / f"event-{event}.{fmt}"
     write_export(view, fmt, target)
     out.print(str(target))
@@ -301,13 +364,14 @@ def models_download(
     failed = [r for r in results if not r.ok]
     unreachable = [r for r in failed if "cannot reach" in r.message]
     if failed and len(unreachable) == len(failed) == len(results):
-        console.print(
-            f"[red]models not downloaded[/red]: {failed[0].message.split(' for ')[0]}; "
-            "translations stay pending (fetch later with `parallax models download`, "
-            "or set PARALLAX_MODELS_DIR to local models)",
-            soft_wrap=True,
+        from pipeline.errors import HubUnreachable
+
+        raise HubUnreachable(
+            f"models not downloaded: {failed[0].message.split(' for ')[0]}; "
+            "translations stay pending",
+            "fetch them later with `parallax models download` (HF_ENDPOINT names a mirror), "
+            "or set PARALLAX_MODELS_DIR to a folder of local models",
         )
-        raise typer.Exit(1)
     for r in results:
         colour = "green" if r.ok else "red"
         console.print(f"[{colour}]{r.pair}[/{colour}] {r.message}", soft_wrap=True)
@@ -329,7 +393,9 @@ def models_convert(
 
     settings = _settings()
     specs = [
-        s for s in load_registry(settings.registry_path).values() if not pair or s.pair in pair
+        s
+        for s in load_registry(settings.registry_path, settings.translate.tier).values()
+        if not pair or s.pair in pair
     ]
     try:
         for r in convert_registry_models(
@@ -352,13 +418,24 @@ def models_list() -> None:
 
     settings = _settings()
     table = Table(
-        "pair", "model", "revision", "engine", "quantization", "present", "size", "problems"
+        "pair",
+        "tier",
+        "model",
+        "revision",
+        "published BLEU",
+        "engine",
+        "quantization",
+        "present",
+        "size",
+        "problems",
     )
-    for m in list_models(settings):
+    for m in list_models(settings, all_tiers=True):
         table.add_row(
             m.pair,
+            m.tier + (" *" if m.active else ""),
             m.hf_id,
             m.revision[:12],
+            m.bleu or "-",
             m.engine,
             m.quantization,
             "yes" if m.present else "no",
@@ -366,7 +443,10 @@ def models_list() -> None:
             "; ".join(m.problems),
         )
     out.print(table)
-    console.print(f"models folder: {settings.models_dir}")
+    console.print(
+        f"models folder: {settings.models_dir}; * = in use (translate.tier = "
+        f"{settings.translate.tier!r})"
+    )
 
 
 @eval_app.command("events")
@@ -380,15 +460,17 @@ def eval_events(
     signal: Annotated[
         str, typer.Option(help="Signal for the summary line: lexical, semantic or hybrid")
     ] = "hybrid",
+    worst: Annotated[int, typer.Option(help="Worst splits and merges to list")] = 8,
 ) -> None:
-    """Pairwise and B-cubed precision/recall/F1 of events against a gold mapping."""
-    from pipeline.eval.events import SIGNALS, evaluate
+    """Pairwise and B-cubed precision/recall/F1 of events against a gold mapping, per language
+    pair, with the worst splits and merges."""
+    from pipeline.eval.events import SIGNALS, evaluate_with_diagnostics
 
     if signal not in SIGNALS:
         console.print(f"[red]unknown signal {signal!r}[/red]; choose one of {', '.join(SIGNALS)}")
         raise typer.Exit(2)
     settings = _settings()
-    scores = evaluate(gold, settings, feeds)
+    scores, diag = evaluate_with_diagnostics(gold, settings, feeds, signal, worst=worst)
     table = Table(
         "signal", "pairwise P", "pairwise R", "pairwise F1", "B³ P", "B³ R", "B³ F1", "events"
     )
@@ -400,12 +482,16 @@ def eval_events(
             str(score.events),
         )
     out.print(table)
+    if diag is not None:
+        from pipeline.eval.events_view import print_diagnostics
+
+        print_diagnostics(diag, out)
     chosen = scores[signal]
     if chosen.missing:
         console.print(
             f"[yellow]{chosen.missing} gold article(s) not found in the warehouse[/yellow]"
         )
-    out.print(chosen.summary_line(), highlight=False)
+    out.print(chosen.summary_line(), highlight=False, soft_wrap=True)
 
 
 @airflow_app.command("init")

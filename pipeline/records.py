@@ -35,6 +35,9 @@ class Outlet:
     country: str = ""
     fetch_pages: bool = True  # False: take the text from the feed item itself
     group: str = ""  # a label for a side of coverage ("israeli", "palestinian", "gulf", ...)
+    # True only for an outlet on this machine or network (the bundled sample, test fixtures):
+    # its feed, redirects and pages may reach loopback/private addresses. Items cannot opt in.
+    allow_private: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,28 @@ class EventArticle:
     similarity: float  # similarity to the event when the article joined (1.0 for the founder)
 
 
+@dataclass(frozen=True)
+class FeedState:
+    """What the last fetch of an outlet's feed left to remember (table ``feed_state``).
+
+    ``etag``/``last_modified`` make the next fetch conditional, ``body_sha256`` recognises an
+    unchanged body from a server that ignores them, ``retry_after`` is when the outlet may be
+    fetched again after a 429/503; the rest feeds ``parallax status``.
+    """
+
+    outlet_id: str
+    feed_url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    fetched_at: datetime | None = None
+    body_sha256: str | None = None
+    retry_after: datetime | None = None
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    last_failure_reason: str | None = None
+    items_seen: int = 0  # items parsed from the feed over all fetches with a new body
+
+
 @dataclass
 class StageResult:
     """Counts and rejects a stage reports back to its caller (CLI, DAG, tests)."""
@@ -125,6 +150,7 @@ class StageResult:
     counts: dict[str, int] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
     seconds: float = 0.0
+    feed_states: list[FeedState] = field(default_factory=list)  # ingest: to persist on load
 
     def add(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline import faults, warehouse
-from pipeline.records import Article, Outlet, StageResult, Translation
+from pipeline.records import Article, FeedState, Outlet, StageResult, Translation
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,13 +35,22 @@ class RunSummary:
         return {}
 
 
-def step_ingest(outlets: Sequence[Outlet], settings: Settings) -> tuple[list[Article], StageResult]:
-    """Fetch feeds and pages, extract and detect language. Touches no database."""
+def step_ingest(
+    outlets: Sequence[Outlet],
+    settings: Settings,
+    *,
+    feed_states: Mapping[str, FeedState] | None = None,
+) -> tuple[list[Article], StageResult]:
+    """Fetch feeds and pages, extract and detect language. Writes no database: the previous
+    feed states (for conditional GET) are read read-only unless given; the new ones travel in
+    the result for :func:`step_load_articles`."""
     from pipeline.detect import detect_articles
     from pipeline.ingest import ingest_outlets
 
     t0 = time.perf_counter()
-    articles, result = ingest_outlets(list(outlets), settings.ingest)
+    if feed_states is None:
+        feed_states = warehouse.read_feed_states(settings)
+    articles, result = ingest_outlets(list(outlets), settings.ingest, feed_states=feed_states)
     articles, detect_result = detect_articles(
         articles, outlet_langs={o.outlet_id: o.lang for o in outlets}
     )
@@ -76,6 +85,8 @@ def step_load_articles(
     loaded = warehouse.load_articles(con, articles)
     if result is not None:
         warehouse.load_rejects(con, result.rejects)
+        # after the articles: a crash before this line re-fetches the feed, never skips it
+        warehouse.load_feed_states(con, result.feed_states)
     res.add("new", len(loaded.new))
     res.add("edited", len(loaded.edited))
     res.add("unchanged", loaded.unchanged)
@@ -122,21 +133,16 @@ def step_translate(
 
 
 def step_align(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult:
-    """Assign articles not yet in an event; articles already placed keep their event."""
-    from pipeline.align.events import align_events
-    from pipeline.align.vector_cache import embed_articles
+    """Assign articles not yet in an event; articles already placed keep their event.
+
+    Reads only the new articles and the saved stream state (pipeline/align/state.py); the
+    first run, or one after the settings or the assignments changed, replays history once.
+    """
+    from pipeline.align.state import align_new
     from pipeline.align.vectors import get_embedder
 
     t0 = time.perf_counter()
-    articles = warehouse.fetch_articles(con)
-    english = warehouse.english_text(con)
-    embedder = get_embedder(settings.align.embedder)
-    vectors = embed_articles(articles, embedder, con) if embedder is not None else {}
-    existing = warehouse.fetch_event_articles(con)
-    events, assignments, result = align_events(
-        articles, english, vectors, settings.align, existing=existing
-    )
-    warehouse.load_events(con, events, assignments)
+    result = align_new(con, settings.align, get_embedder(settings.align.embedder))
     result.seconds = time.perf_counter() - t0
     return result
 

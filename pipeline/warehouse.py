@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from pipeline.records import (
     Article,
     Event,
     EventArticle,
+    FeedState,
     Outlet,
     Reject,
     Segment,
@@ -230,11 +231,20 @@ def _insert(
         ).fetchall()
     )
     cols = ", ".join(columns)
-    lists = ", ".join(f"unnest(?::{types[c]}[])" for c in columns)
-    con.execute(
-        f"INSERT {mode} INTO {table} ({cols}) SELECT {lists}",
-        [list(c) for c in zip(*rows, strict=True)],
-    )
+    # Through Arrow, not list parameters: DuckDB converts a Python list parameter value by
+    # value, trying (and failing, without pandas) an import for each one: ~1 ms a value.
+    import pyarrow as pa
+
+    data = pa.table({c: list(v) for c, v in zip(columns, zip(*rows, strict=True), strict=True)})
+    casts = ", ".join(f'CAST("{c}" AS {types[c]})' for c in columns)
+    con.register(_INSERT_IN, data)
+    try:
+        con.execute(f"INSERT {mode} INTO {table} ({cols}) SELECT {casts} FROM {_INSERT_IN}")
+    finally:
+        con.unregister(_INSERT_IN)
+
+
+_INSERT_IN = "_parallax_insert_in"
 
 
 # ---------------------------------------------------------------- loads
@@ -456,7 +466,43 @@ def load_rejects(
         )
 
 
+def load_feed_states(con: duckdb.DuckDBPyConnection, states: Sequence[FeedState]) -> None:
+    """Replace each outlet's feed state (conditional GET, body hash, back-off, status)."""
+    with transaction(con):
+        _insert(con, "feed_state", _columns(FeedState), _rows(states))
+
+
 # ---------------------------------------------------------------- reads
+
+
+def fetch_feed_states(con: duckdb.DuckDBPyConnection) -> dict[str, FeedState]:
+    cols = ", ".join(_columns(FeedState))
+    rows = con.execute(f"SELECT {cols} FROM feed_state").fetchall()
+    states = (FeedState(*r) for r in rows)
+    return {s.outlet_id: replace(s, items_seen=int(s.items_seen or 0)) for s in states}
+
+
+def read_feed_states(settings: Settings) -> dict[str, FeedState]:
+    """Feed states from the warehouse file, opened read-only for the moment it takes.
+
+    Ingest runs with no database open, so it asks here first. No file, an older schema, or a
+    writer holding the lock past the retries give ``{}``: the fetches are then unconditional,
+    which costs bandwidth, never correctness.
+    """
+    if settings.warehouse == ":memory:" or not Path(settings.warehouse).is_file():
+        return {}
+    try:
+        con = connect(settings, read_only=True)
+    except Exception as exc:  # locked, or opened in this process with another configuration
+        log.warning("feed state not read (%s); fetching feeds unconditionally", exc)
+        return {}
+    try:
+        return fetch_feed_states(con)
+    except Exception as exc:  # a warehouse from before migration 009
+        log.warning("feed state not read (%s); fetching feeds unconditionally", exc)
+        return {}
+    finally:
+        con.close()
 
 
 def _article_from_row(row: Sequence[Any]) -> Article:
@@ -468,14 +514,20 @@ def fetch_articles(
 ) -> list[Article]:
     cols = ", ".join(_columns(Article))
     sql = f"SELECT {cols} FROM articles"
-    params: list[Any] = []
-    if article_ids is not None:
-        if not article_ids:
-            return []
-        sql += " WHERE article_id IN (SELECT unnest(?))"
-        params.append(list(article_ids))
-    sql += " ORDER BY published_at NULLS LAST, article_id"
-    return [_article_from_row(r) for r in con.execute(sql, params).fetchall()]
+    order = " ORDER BY published_at NULLS LAST, article_id"
+    if article_ids is None:
+        return [_article_from_row(r) for r in con.execute(sql + order).fetchall()]
+    if not article_ids:
+        return []
+    import pyarrow as pa
+
+    # An Arrow table, not a list parameter (see _insert)
+    con.register(_INSERT_IN, pa.table({"id": pa.array(list(article_ids), type=pa.string())}))
+    try:
+        sql += f" WHERE article_id IN (SELECT id FROM {_INSERT_IN})"
+        return [_article_from_row(r) for r in con.execute(sql + order).fetchall()]
+    finally:
+        con.unregister(_INSERT_IN)
 
 
 def articles_without_segments(con: duckdb.DuckDBPyConnection) -> list[Article]:

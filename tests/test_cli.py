@@ -161,9 +161,17 @@ def test_eval_events_on_a_folder_of_feeds(
     )
     assert res.exit_code == 0, res.output
     last = res.stdout.strip().splitlines()[-1]
-    m = re.fullmatch(r"pairwise_f1=([\d.]+) bcubed_f1=([\d.]+) articles=(\d+) events=(\d+)", last)
+    m = re.fullmatch(
+        r"pairwise_f1=([\d.]+) bcubed_f1=([\d.]+) pairwise_p=([\d.]+) bcubed_p=([\d.]+) "
+        r"articles=(\d+) events=(\d+)",
+        last,
+    )
     assert m, last
     print("\n" + last)
-    assert int(m.group(3)) == 7
+    assert int(m.group(5)) == 7
     assert float(m.group(1)) >= 0.8 and float(m.group(2)) >= 0.8
+    assert float(m.group(3)) >= 0.8 and float(m.group(4)) >= 0.8
+    # diagnostics: a row per language pair present, and the errors listed with their scores
+    assert "per language pair" in res.stdout
+    assert re.search(r"^\S*\s*(ar-en|en-he|ar-he|en-en)\b", res.stdout, re.M), res.stdout
     assert not Path(env.warehouse).exists()  # scored in a scratch warehouse, not the user's

@@ -82,6 +82,7 @@ def sample_outlets_toml(base: str, path: Path) -> Path:
             f"homepage = {json.dumps(o.homepage)}",
             f"country = {json.dumps(o.country)}",
             f"fetch_pages = {'true' if o.fetch_pages else 'false'}",
+            f"allow_private = {'true' if o.allow_private else 'false'}",
             "",
         ]
     path.write_text("\n".join(lines), encoding="utf-8")

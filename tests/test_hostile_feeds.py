@@ -1,4 +1,4 @@
-"""Every file of the hostile feed corpus (/work/shared/hostile-feeds) through the feed parser.
+"""Every file of the hostile feed corpus (../shared/hostile-feeds) through the feed parser.
 
 The corpus MANIFEST.tsv says, per file, what a robust consumer should do
 (``robust_consumer_should``), what feedparser's own test expects (``upstream_expect``, of which
@@ -25,10 +25,14 @@ import pytest
 from pipeline.ingest.feeds import FATAL_FEED_REASONS, entry_text_fields, parse_feed
 from pipeline.ingest.http import FetchError, fetch, make_client
 from pipeline.records import FeedItem, Outlet, Reject
-from pipeline.settings import IngestSettings
+from pipeline.settings import PROJECT_ROOT, IngestSettings
 from tests.fixtures.ingest.server import Route, Served, serve
 
-CORPUS = Path(os.environ.get("PARALLAX_HOSTILE_FEEDS", "/work/shared/hostile-feeds"))
+# The corpus lives beside the project (../shared/hostile-feeds), not in it; an environment
+# variable may point elsewhere.
+CORPUS = Path(
+    os.environ.get("PARALLAX_HOSTILE_FEEDS", PROJECT_ROOT.parent / "shared" / "hostile-feeds")
+)
 MANIFEST = CORPUS / "MANIFEST.tsv"
 ROWS: list[dict[str, str]] = (
     list(csv.DictReader(MANIFEST.open(encoding="utf-8"), delimiter="\t"))
@@ -186,7 +190,9 @@ def site() -> Iterator[Served]:
 @pytest.mark.parametrize("index", range(len(HTTP_ROWS)), ids=[r["path"] for r in HTTP_ROWS])
 def test_http_path(site: Served, index: int) -> None:
     row = HTTP_ROWS[index]
-    with make_client(IngestSettings(connect_timeout_s=1.0, read_timeout_s=2.0)) as client:
+    with make_client(
+        IngestSettings(connect_timeout_s=1.0, read_timeout_s=2.0), allow_private=True
+    ) as client:
         try:
             got = fetch(client, site.url(f"/{index}.xml"), max_bytes=1_000_000)
         except FetchError as exc:  # pragma: no cover - would be a server/fixture bug

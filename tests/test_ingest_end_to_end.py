@@ -55,10 +55,19 @@ def site() -> Iterator[Served]:
 @pytest.fixture(scope="module")
 def ingested(site: Served) -> tuple[list[Article], object, list[str], str]:
     outlets = [
-        Outlet("daily", "The Daily Example", "en", site.url("/rss.xml")),
-        Outlet("gone", "Gone", "en", site.url("/no-such-feed.xml")),
-        Outlet("homepage", "Home page, not a feed", "en", site.url("/home.html")),
-        Outlet("atom", "Atom, feed text only", "he", site.url("/atom.xml"), fetch_pages=False),
+        Outlet("daily", "The Daily Example", "en", site.url("/rss.xml"), allow_private=True),
+        Outlet("gone", "Gone", "en", site.url("/no-such-feed.xml"), allow_private=True),
+        Outlet(
+            "homepage", "Home page, not a feed", "en", site.url("/home.html"), allow_private=True
+        ),
+        Outlet(
+            "atom",
+            "Atom, feed text only",
+            "he",
+            site.url("/atom.xml"),
+            fetch_pages=False,
+            allow_private=True,
+        ),
     ]
     progress: list[str] = []
     handler_records: list[logging.LogRecord] = []
@@ -169,7 +178,8 @@ def test_feed_only_outlet(ingested: tuple) -> None:
 
 def test_idempotent(site: Served, ingested: tuple) -> None:
     again, _ = ingest_outlets(
-        [Outlet("daily", "The Daily Example", "en", site.url("/rss.xml"))], SETTINGS
+        [Outlet("daily", "The Daily Example", "en", site.url("/rss.xml"), allow_private=True)],
+        SETTINGS,
     )
     first = [a for a in ingested[0] if a.outlet_id == "daily"]
     assert again == first

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import socket
 import threading
@@ -201,6 +202,8 @@ class _FakeHub(BaseHTTPRequestHandler):
 
     files: dict[str, dict[str, bytes]] = {}  # repo id -> file name -> content
     requests: list[str] = []
+    recorded_sha256: dict[str, str] = {}  # file name -> what the hub claims (a lie, in a test)
+    lfs_files = ("model.safetensors", "source.spm", "target.spm")
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -222,10 +225,11 @@ class _FakeHub(BaseHTTPRequestHandler):
             tree = f"/api/models/{repo}/tree/{COMMIT}"
             resolve = f"/{repo}/resolve/{COMMIT}/"
             if path.startswith(info):
+                blobs = "blobs=true" in urlsplit(self.path).query.lower()
                 body = {
                     "id": repo,
                     "sha": COMMIT,
-                    "siblings": [{"rfilename": name} for name in files],
+                    "siblings": [self._sibling(n, b, blobs) for n, b in files.items()],
                 }
                 return self._send(200, json.dumps(body).encode(), {}, head)
             if path == tree:
@@ -239,6 +243,18 @@ class _FakeHub(BaseHTTPRequestHandler):
                 headers = {"X-Repo-Commit": COMMIT, "ETag": f'"{hashlib.sha1(data).hexdigest()}"'}
                 return self._send(200, data, headers, head)
         self._send(404, b'{"error": "not found"}', {"X-Error-Code": "RepoNotFound"}, head)
+
+    @classmethod
+    def _sibling(cls, name: str, data: bytes, blobs: bool) -> dict[str, object]:
+        """A file as the hub's model info lists it; with ?blobs=true, its size and hashes."""
+        if not blobs:
+            return {"rfilename": name}
+        blob_id = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        entry: dict[str, object] = {"rfilename": name, "size": len(data), "blobId": blob_id}
+        if name in cls.lfs_files:
+            sha = cls.recorded_sha256.get(name, hashlib.sha256(data).hexdigest())
+            entry["lfs"] = {"size": len(data), "sha256": sha, "pointerSize": 134}
+        return entry
 
     def do_GET(self) -> None:
         self._route(head=False)
@@ -254,6 +270,7 @@ def fake_hub(_tiny_models: Path) -> Iterator[str]:
     files["README.md"] = b"tiny model card"  # not in the allow list: must not be fetched
     _FakeHub.files = {HE_ID: files}
     _FakeHub.requests = []
+    _FakeHub.recorded_sha256 = {}
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeHub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -286,3 +303,84 @@ def test_download_from_local_hub(
     quick = replace(settings, translate=replace(settings.translate, max_new_tokens=8))
     rows, result = translate_segments([Segment("a", 0, 0, "שלום עולם.", "he")], quick, None)
     assert result.counts["translated"] == 1 and rows[0].model_id == HE_ID
+    assert "sizes and hashes verified" in he.message
+
+
+def test_download_refuses_files_that_differ_from_the_hubs_record(
+    tmp_path: Path, online: None, fake_hub: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    _FakeHub.recorded_sha256 = {"model.safetensors": "f" * 64}  # not what the hub serves
+    (he,) = download_models(
+        _settings(tmp_path, tmp_path / "models"), pairs=["he-en"], progress=False
+    )
+    assert not he.ok and he.commit == COMMIT
+    assert "does not match the hub's record" in he.message
+    assert "model.safetensors sha256" in he.message and "ffffffffffff" in he.message
+    assert "delete" in he.message and "\n" not in he.message
+
+
+def test_verify_files_checks_sizes_and_blob_ids(tmp_path: Path) -> None:
+    from huggingface_hub.hf_api import BlobLfsInfo, RepoSibling
+
+    from pipeline.translate.download import verify_files
+
+    (tmp_path / "config.json").write_bytes(b"{}")
+    (tmp_path / "vocab.json").write_bytes(b'{"a": 1}')
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    good_blob = hashlib.sha1(b"blob 2\0{}").hexdigest()
+    siblings = {
+        "config.json": RepoSibling("config.json", 2, good_blob),
+        "vocab.json": RepoSibling("vocab.json", 8, "0" * 40),
+        "model.safetensors": RepoSibling(
+            "model.safetensors", 9, None, BlobLfsInfo(9, hashlib.sha256(b"x").hexdigest(), 134)
+        ),
+    }
+    problems = verify_files(tmp_path, siblings, ["config.json", "vocab.json", "model.safetensors"])
+    assert len(problems) == 2
+    assert problems[0].startswith("vocab.json blob")
+    assert problems[1] == "model.safetensors has 7 bytes, the hub says 9"
+
+
+def test_registry_tiers_pins_and_published_bleu(tmp_path: Path) -> None:
+    from pipeline.translate.registry import load_registry_entries
+
+    entries = load_registry_entries(REGISTRY)
+    assert {(e.src, e.tier) for e in entries} == {
+        ("he", "default"),
+        ("ar", "default"),
+        ("he", "quality"),
+        ("ar", "quality"),
+    }
+    pinned = {e.hf_id: e.revision for e in entries}
+    # every revision is a 40-hex commit, except the one no commit id could be found for
+    unpinned = {h for h, r in pinned.items() if not re.fullmatch(r"[0-9a-f]{40}", r)}
+    assert unpinned == {HE_ID} and pinned[HE_ID] == "main"
+    quality = load_registry(REGISTRY, "quality")
+    assert quality["he"].hf_id == "Helsinki-NLP/opus-mt-tc-big-he-en"
+    assert quality["ar"].hf_id == "Helsinki-NLP/opus-mt-tc-big-ar-en"
+    assert all(s.bleu for s in quality.values()) and load_registry(REGISTRY)["ar"].bleu
+    with pytest.raises(RegistryError, match="no models in tier 'fast'"):
+        load_registry(REGISTRY, "fast")
+    settings = replace(
+        _settings(tmp_path, tmp_path / "m"),
+        translate=replace(load_settings().translate, tier="quality"),
+    )
+    statuses = list_models(settings, all_tiers=True)
+    assert len(statuses) == 4
+    active = {s.hf_id for s in statuses if s.active}
+    assert active == {quality["he"].hf_id, quality["ar"].hf_id}
+
+
+def test_models_list_shows_tiers_and_bleu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    monkeypatch.setenv("PARALLAX_MODELS_DIR", str(tmp_path / "m"))
+    monkeypatch.setenv("COLUMNS", "250")
+    res = CliRunner().invoke(app, ["models", "list"])
+    assert res.exit_code == 0, res.output
+    assert "opus-mt-tc-big-he-en" in res.stdout and "53.8" in res.stdout
+    assert "Tatoeba.ar.en 49.4" in res.stdout and "quality" in res.stdout

@@ -81,3 +81,41 @@ LEFT JOIN outlets oa ON oa.outlet_id = aa.outlet_id
 LEFT JOIN outlets ob ON ob.outlet_id = ab.outlet_id
 LEFT JOIN segments sa ON sa.article_id = d.article_a AND sa.seg_no = d.seg_a
 LEFT JOIN segments sb ON sb.article_id = d.article_b AND sb.seg_no = d.seg_b;
+
+-- One row per outlet for `parallax status`: last success and failure (with its reason), when a
+-- 429/503 lets it be fetched again, items seen, articles stored, rejects by reason, and
+-- sentences still waiting for a translation.
+CREATE OR REPLACE VIEW outlet_status AS
+WITH known AS (
+    SELECT outlet_id FROM outlets
+    UNION SELECT outlet_id FROM feed_state
+    UNION SELECT DISTINCT outlet_id FROM rejects WHERE outlet_id IS NOT NULL
+),
+stored AS (SELECT outlet_id, count(*) AS articles FROM articles GROUP BY outlet_id),
+by_reason AS (
+    SELECT outlet_id, reason, count(*) AS n FROM rejects GROUP BY outlet_id, reason
+),
+rejected AS (
+    SELECT outlet_id, sum(n) AS rejects,
+           string_agg(reason || '=' || n, ', ' ORDER BY n DESC, reason) AS rejects_by_reason
+    FROM by_reason GROUP BY outlet_id
+),
+pending AS (
+    SELECT a.outlet_id, count(*) AS segments
+    FROM pending_translations p JOIN articles a USING (article_id)
+    GROUP BY a.outlet_id
+)
+SELECT k.outlet_id, o.name,
+       f.last_success_at, f.last_failure_at, f.last_failure_reason, f.retry_after,
+       f.fetched_at AS last_fetch_at,
+       coalesce(f.items_seen, 0) AS items_seen,
+       coalesce(s.articles, 0) AS articles_stored,
+       coalesce(r.rejects, 0) AS rejects,
+       coalesce(r.rejects_by_reason, '') AS rejects_by_reason,
+       coalesce(p.segments, 0) AS pending_translations
+FROM known k
+LEFT JOIN outlets o USING (outlet_id)
+LEFT JOIN feed_state f USING (outlet_id)
+LEFT JOIN stored s USING (outlet_id)
+LEFT JOIN rejected r USING (outlet_id)
+LEFT JOIN pending p USING (outlet_id);

@@ -142,6 +142,43 @@ class _Event:
     last_h: float = math.nan
     lex_sum: csr_matrix | None = None  # sum of members' lexical rows
     groups: list[int] = field(default_factory=list)  # its (event, language) groups
+    prior: int = 0  # members placed by an earlier run whose state was restored (not in this call)
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """One language of a saved event: its vector count and float64 sum (None: no vectors)."""
+
+    lang: str
+    ordinal: int  # creation order among groups: the tie-break between equal scores
+    count: int
+    total: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class EventState:
+    """A saved active event: time span, size, lexical sum (sparse) and per-language sums."""
+
+    event_id: str
+    first_h: float  # hours since the epoch (nan: no dated member)
+    last_h: float
+    size: int
+    lex_indices: np.ndarray | None
+    lex_values: np.ndarray | None
+    groups: tuple[GroupState, ...]
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """What the stream needs to place later articles as if it had replayed all earlier ones:
+    the events active at `clock_h` and the document frequencies over every article so far."""
+
+    events: tuple[EventState, ...]
+    df_indices: np.ndarray
+    df_values: np.ndarray
+    n_docs: int
+    clock_h: float
+    changed: frozenset[str] = frozenset()  # events that gained members since the last restore
 
 
 def _grown(array: np.ndarray, size: int, fill: float | int) -> np.ndarray:
@@ -176,6 +213,8 @@ class _Stream:
         self.group_count = np.zeros(16, dtype=np.int64)
         self.group_slot = np.full(16, -1, dtype=np.int64)
         self.group_index: dict[tuple[int, str], int] = {}
+        self.group_ordinal: list[int] = []  # persistent creation order (saved with the state)
+        self.next_ordinal = 0
         self.lang_codes: dict[str, int] = {}
         self.n_groups = 0
         self.dim = max(dim, 1)
@@ -214,6 +253,8 @@ class _Stream:
         self.group_event[g] = e
         self.group_code[g] = self.lang_codes.setdefault(lang, len(self.lang_codes))
         self.group_index[(e, lang)] = g
+        self.group_ordinal.append(self.next_ordinal)
+        self.next_ordinal += 1
         self.events[e].groups.append(g)
         self._place(g, None)
         return g
@@ -267,7 +308,7 @@ class _Stream:
             return
         if t < self.expired_at:  # out of order (never in a sorted stream): start over
             for e, ev in enumerate(self.events):
-                if ev.members:
+                if ev.members or ev.prior:
                     self._activate(e)
                     if not math.isnan(ev.last_h):
                         heapq.heappush(self.expiry, (ev.last_h, e))
@@ -321,6 +362,97 @@ class _Stream:
             lex_sum = self.events[e].lex_sum
             if lex_sum is not None:
                 self.lex_row[e] = self.lex.append(lex_sum)
+
+    def snapshot(self, clock: float, window_hours: float) -> StreamState:
+        """The state a later batch needs: events still active at `clock`, and the document
+        frequencies. Events out of the window can only come back through a late article (see
+        `align_batch`), so they are not kept."""
+        self.expire(clock, window_hours)
+        events: list[EventState] = []
+        for e in sorted(self.active):
+            ev = self.events[e]
+            groups = []
+            for g in ev.groups:
+                s = int(self.group_slot[g])
+                total = self.slot_sum[s].copy() if s >= 0 else self.archived.get(g)
+                lang = next(k for k, v in self.lang_codes.items() if v == self.group_code[g])
+                count = int(self.group_count[g])
+                ordinal = self.group_ordinal[g]
+                groups.append(GroupState(lang, ordinal, count, total if count > 0 else None))
+            lex = ev.lex_sum
+            events.append(
+                EventState(
+                    event_id=ev.event_id,
+                    first_h=ev.first_h,
+                    last_h=ev.last_h,
+                    size=len(ev.members) + ev.prior,
+                    lex_indices=None if lex is None else lex.indices.astype(np.int32),
+                    lex_values=None if lex is None else lex.data.astype(np.float64),
+                    groups=tuple(groups),
+                )
+            )
+        nz = np.flatnonzero(self.df.df)
+        return StreamState(
+            events=tuple(events),
+            df_indices=nz.astype(np.int32),
+            df_values=self.df.df[nz].copy(),
+            n_docs=self.df.n_docs,
+            clock_h=clock,
+            changed=frozenset(
+                self.events[e].event_id for e in self.active if self.events[e].members
+            ),
+        )
+
+    def restore(self, state: StreamState) -> dict[str, int]:
+        """Load a snapshot: its events become active, groups keep their relative order (the
+        tie-break between equal scores goes to the earlier group). Returns event id -> index."""
+        from scipy.sparse import csr_matrix
+
+        from pipeline.align.lexical import N_FEATURES
+
+        self.df.df[state.df_indices] = state.df_values
+        self.df.n_docs = state.n_docs
+        index: dict[str, int] = {}
+        for es in state.events:
+            e = index[es.event_id] = self.new_event(es.event_id)
+            ev = self.events[e]
+            ev.prior = es.size
+            ev.first_h, ev.last_h = es.first_h, es.last_h
+            self.first[e], self.last[e] = es.first_h, es.last_h
+            if es.lex_indices is not None and es.lex_values is not None:
+                nnz = len(es.lex_indices)
+                ev.lex_sum = csr_matrix(
+                    (es.lex_values, es.lex_indices, np.array([0, nnz], dtype=np.int32)),
+                    shape=(1, N_FEATURES),
+                )
+                self.has_lex[e] = True
+        groups = sorted(
+            ((gs.ordinal, index[es.event_id], gs) for es in state.events for gs in es.groups),
+            key=lambda item: item[0],
+        )
+        for _, e, gs in groups:
+            g = self._new_group(e, gs.lang)
+            self._unplace(g)  # placed again, with its sum, when the event is activated
+            self.group_ordinal[g] = gs.ordinal
+            if gs.total is not None and gs.count > 0:
+                self.archived[g] = np.asarray(gs.total, dtype=np.float64)
+                self.group_count[g] = gs.count
+        self.next_ordinal = max((o + 1 for o in self.group_ordinal), default=0)
+        for e in range(len(self.events)):
+            self._activate(e)
+            if not math.isnan(self.events[e].last_h):
+                heapq.heappush(self.expiry, (self.events[e].last_h, e))
+        self.expired_at = state.clock_h if not math.isnan(state.clock_h) else -math.inf
+        return index
+
+    def _unplace(self, g: int) -> None:
+        s = int(self.group_slot[g])
+        if s >= 0:
+            self.slot_sum[s] = 0.0
+            self.slot_norm[s] = 0.0
+            self.slot_group[s] = -1
+            self.group_slot[g] = -1
+            self.free_slots.append(s)
 
     def limits(self, lang: str, thresholds: dict[str, float]) -> np.ndarray:
         """Threshold per language code for an article in `lang` (a table per language)."""
@@ -513,44 +645,132 @@ def align_events(
     `english` is the English text per article (an English article's own text, else its
     translation; absent while pending); `vectors` the multilingual vectors of the originals.
     """
-    from threadpoolctl import threadpool_limits
-
-    # Each article's products are small: BLAS threads cost more in wake-ups than they save
-    # (three times slower on two busy cores), and one thread gives the same numbers.
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _align_events(articles, english, vectors, settings, existing=existing)
+    events, assignments, result, _ = align_events_with_state(
+        articles, english, vectors, settings, existing=existing
+    )
+    return events, assignments, result
 
 
-def _align_events(
+def align_events_with_state(
     articles: list[Article],
     english: dict[str, str],
     vectors: dict[str, np.ndarray],
     settings: AlignSettings,
     *,
     existing: Sequence[EventArticle] = (),
-) -> tuple[list[Event], list[EventArticle], StageResult]:
-    """align_events itself, run under the BLAS thread limit."""
+) -> tuple[list[Event], list[EventArticle], StageResult, StreamState]:
+    """`align_events`, plus the stream state at the end (for `align_batch` to carry on)."""
+    from threadpoolctl import threadpool_limits
+
+    # Each article's products are small: BLAS threads cost more in wake-ups than they save
+    # (three times slower on two busy cores), and one thread gives the same numbers.
+    with threadpool_limits(limits=1, user_api="blas"):
+        t0 = time.perf_counter()
+        result = StageResult("align")
+        dim = next((int(v.shape[0]) for v in vectors.values()), 0)
+        stream = _Stream(dim)
+        event_index: dict[str, int] = {}
+        ordered = sorted({a.article_id: a for a in articles}.values(), key=_order_key)
+        known = {a.article_id for a in ordered}
+        for ea in existing:  # members whose article was not passed in still count in the size
+            if ea.article_id not in known:
+                e = event_index.get(ea.event_id)
+                if e is None:
+                    e = event_index[ea.event_id] = stream.new_event(ea.event_id)
+                stream.events[e].extra_size += 1
+        placed = {ea.article_id: ea for ea in existing}
+        assignments, clock = _place_all(
+            stream, event_index, ordered, english, vectors, settings, placed, result, math.nan
+        )
+        events = [
+            build_event(ev.event_id, [ordered[i] for i in ev.members], vectors, ev.extra_size)
+            for ev in stream.events
+        ]
+        state = stream.snapshot(clock, settings.window_hours)
+        result.counts["events"] = len(events)
+        result.seconds = time.perf_counter() - t0
+        log.info("align: %s in %.2fs", result.counts, result.seconds)
+        return events, assignments, result, state
+
+
+def align_batch(
+    state: StreamState | None,
+    articles: list[Article],
+    english: dict[str, str],
+    vectors: dict[str, np.ndarray],
+    settings: AlignSettings,
+) -> tuple[list[EventArticle], StreamState, StageResult]:
+    """Place new articles given the state an earlier run left, at a cost that does not grow
+    with history (only the batch and the events active in the window are touched).
+
+    Gives the assignments a rebuild over all articles gives when every article of the batch
+    comes after (publication time, then article id) every article placed before, and each
+    article's English text and vector are those it had when first placed. A late article (one
+    published before the latest one already placed) is scored against the events as they are
+    now, members published after it included, and cannot join an event that had already left
+    the window when the state was saved; a rebuild would score it against the events of its
+    own time. The caller recomputes the touched events' labels and sizes from their members.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        t0 = time.perf_counter()
+        result = StageResult("align")
+        dim = next((int(v.shape[0]) for v in vectors.values()), 0)
+        if state is not None:
+            dim = next(
+                (len(g.total) for es in state.events for g in es.groups if g.total is not None),
+                dim,
+            )
+        stream = _Stream(dim)
+        event_index = stream.restore(state) if state is not None else {}
+        clock = state.clock_h if state is not None else math.nan
+        ordered = sorted({a.article_id: a for a in articles}.values(), key=_order_key)
+        assignments, clock = _place_all(
+            stream, event_index, ordered, english, vectors, settings, {}, result, clock
+        )
+        new_state = stream.snapshot(clock, settings.window_hours)
+        result.seconds = time.perf_counter() - t0
+        return assignments, new_state, result
+
+
+def build_event(
+    event_id: str, members: list[Article], vectors: dict[str, np.ndarray], extra_size: int = 0
+) -> Event:
+    """An event record from its members in processing order (label, span, outlets, size)."""
+    dates = [_aware(a.published_at) for a in members if a.published_at is not None]
+    return Event(
+        event_id=event_id,
+        label=_label(members, vectors),
+        first_seen=min(dates) if dates else None,
+        last_seen=max(dates) if dates else None,
+        outlets=tuple(sorted({a.outlet_id for a in members})),
+        langs=tuple(sorted({a.lang or "und" for a in members})),
+        size=len(members) + extra_size,
+    )
+
+
+def _place_all(
+    stream: _Stream,
+    event_index: dict[str, int],
+    ordered: list[Article],
+    english: dict[str, str],
+    vectors: dict[str, np.ndarray],
+    settings: AlignSettings,
+    placed: dict[str, EventArticle],
+    result: StageResult,
+    clock: float,
+) -> tuple[list[EventArticle], float]:
+    """Take `ordered` articles one at a time: replay those in `placed`, place the others.
+
+    Returns the new assignments and the stream's clock after the last article.
+    """
     from pipeline.align.lexical import LexicalEncoder
 
-    t0 = time.perf_counter()
-    result = StageResult("align")
     thresholds = resolve_thresholds(dict(settings.thresholds))
-    placed = {ea.article_id: ea for ea in existing}
-    dim = next((int(v.shape[0]) for v in vectors.values()), 0)
-    stream = _Stream(dim)
     encoder = LexicalEncoder()
-    event_index: dict[str, int] = {}
-    ordered = sorted({a.article_id: a for a in articles}.values(), key=_order_key)
-    known = {a.article_id for a in ordered}
-    for ea in existing:  # members whose article was not passed in still count in the size
-        if ea.article_id not in known:
-            e = event_index.get(ea.event_id)
-            if e is None:
-                e = event_index[ea.event_id] = stream.new_event(ea.event_id)
-            stream.events[e].extra_size += 1
-
+    dim = stream.dim
     assignments: list[EventArticle] = []
-    clock = math.nan
     for idx, article in enumerate(ordered):
         t = _hours(article.published_at)
         if math.isnan(t):
@@ -599,23 +819,4 @@ def _align_events(
             result.add("joined")
         stream.add(e, idx, lang, t, vec, lex)
         assignments.append(EventArticle(stream.events[e].event_id, article.article_id, similarity))
-
-    events: list[Event] = []
-    for ev in stream.events:
-        members = [ordered[i] for i in ev.members]
-        dates = [_aware(a.published_at) for a in members if a.published_at is not None]
-        events.append(
-            Event(
-                event_id=ev.event_id,
-                label=_label(members, vectors),
-                first_seen=min(dates) if dates else None,
-                last_seen=max(dates) if dates else None,
-                outlets=tuple(sorted({a.outlet_id for a in members})),
-                langs=tuple(sorted({a.lang or "und" for a in members})),
-                size=len(members) + ev.extra_size,
-            )
-        )
-    result.counts["events"] = len(events)
-    result.seconds = time.perf_counter() - t0
-    log.info("align: %s in %.2fs", result.counts, result.seconds)
-    return events, assignments, result
+    return assignments, clock

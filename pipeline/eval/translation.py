@@ -73,7 +73,7 @@ def evaluate_translation(
     from pipeline.translate.registry import load_registry
 
     rows = read_pairs(pairs_tsv)
-    registry = load_registry(settings.registry_path)
+    registry = load_registry(settings.registry_path, settings.translate.tier)
     langs = list(dict.fromkeys(lang for lang, _, _ in rows))
     scores: list[TranslationScore] = []
     for engine in engines:

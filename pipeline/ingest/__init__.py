@@ -3,17 +3,18 @@
 Nothing heavy is imported here (Airflow parses DAG files that import this package): the two
 entry points import :mod:`pipeline.ingest.stage` (httpx, feedparser, trafilatura) when called.
 Modules: ``outlets`` (config), ``urls`` (canonical URLs), ``http`` (bounded fetching),
-``encoding`` (page bytes to text), ``feeds`` (feed parsing), ``text`` (HTML to plain text),
+``netguard`` (which addresses a fetch may reach, and its deadline), ``polite`` (robots.txt,
+per-host limits, back-off), ``encoding`` (page bytes to text), ``feeds`` (feed parsing), ``text`` (HTML to plain text),
 ``pages`` (article extraction), ``dedupe``, ``stage`` (the two entry points).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.records import Article, Outlet, StageResult
+from pipeline.records import Article, FeedState, Outlet, StageResult
 from pipeline.settings import IngestSettings
 
 if TYPE_CHECKING:
@@ -28,11 +29,12 @@ def ingest_outlets(
     *,
     client: httpx.Client | None = None,
     progress: Callable[[str], None] | None = None,
+    feed_states: Mapping[str, FeedState] | None = None,
 ) -> tuple[list[Article], StageResult]:
     """Fetch each outlet's feed (and pages); see :func:`pipeline.ingest.stage.ingest_outlets`."""
     from pipeline.ingest.stage import ingest_outlets as run
 
-    return run(outlets, settings, client=client, progress=progress)
+    return run(outlets, settings, client=client, progress=progress, feed_states=feed_states)
 
 
 def ingest_feed_files(

@@ -17,7 +17,7 @@ from pipeline.records import Outlet
 logger = logging.getLogger(__name__)
 
 _REQUIRED = ("id", "name", "lang", "feed_url")
-_OPTIONAL = ("homepage", "country", "fetch_pages", "group")
+_OPTIONAL = ("homepage", "country", "fetch_pages", "group", "allow_private")
 
 
 def _is_http_url(value: str) -> bool:
@@ -46,6 +46,9 @@ def _outlet_from_table(table: dict[str, Any], index: int, path: Path) -> Outlet:
     fetch_pages = table.get("fetch_pages", True)
     if not isinstance(fetch_pages, bool):
         raise ValueError(f"{label}: fetch_pages must be true or false, got {fetch_pages!r}")
+    allow_private = table.get("allow_private", False)
+    if not isinstance(allow_private, bool):
+        raise ValueError(f"{label}: allow_private must be true or false, got {allow_private!r}")
     return Outlet(
         outlet_id=table["id"].strip(),
         name=table["name"],
@@ -55,6 +58,7 @@ def _outlet_from_table(table: dict[str, Any], index: int, path: Path) -> Outlet:
         country=table.get("country", ""),
         fetch_pages=fetch_pages,
         group=table.get("group", "").strip().lower(),
+        allow_private=allow_private,
     )
 
 

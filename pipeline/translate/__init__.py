@@ -237,7 +237,7 @@ def translate_segments(
     if by_lang:
         from pipeline.translate.registry import load_registry
 
-        registry = load_registry(settings.registry_path)
+        registry = load_registry(settings.registry_path, settings.translate.tier)
     live_engines: dict[str, Engine] = engines if engines is not None else {}
     todo = sum(len(v) for lang, v in by_lang.items() if lang in registry)
     done = 0

@@ -24,6 +24,7 @@ from pipeline.translate.registry import (
     check_model_folder,
     folder_size,
     load_registry,
+    load_registry_entries,
     model_folder,
 )
 
@@ -55,6 +56,9 @@ class ModelStatus:
     present: bool  # folder complete and loadable-looking
     size_bytes: int
     problems: tuple[str, ...] = ()
+    tier: str = "default"
+    bleu: str = ""  # published BLEU from the model card
+    active: bool = True  # the tier translations use now (translate.tier)
 
 
 def hub_endpoint() -> str:
@@ -65,7 +69,7 @@ def hub_endpoint() -> str:
 
 
 def _select_specs(settings: Settings, pairs: list[str] | None) -> list[ModelSpec]:
-    specs = list(load_registry(settings.registry_path).values())
+    specs = list(load_registry(settings.registry_path, settings.translate.tier).values())
     if pairs is None:
         return specs
     known = {s.pair for s in specs}
@@ -103,8 +107,10 @@ def _download_one(spec: ModelSpec, folder: Path, endpoint: str, progress: bool) 
         )
 
     api = HfApi(endpoint=endpoint)
-    try:  # one short request first: is the hub there, and which files does this revision have?
-        info = api.model_info(spec.hf_id, revision=spec.revision, timeout=PROBE_TIMEOUT_S)
+    try:  # one short request first: is the hub there, which files (sizes, hashes) are there?
+        info = api.model_info(
+            spec.hf_id, revision=spec.revision, timeout=PROBE_TIMEOUT_S, files_metadata=True
+        )
     except HfHubHTTPError as exc:  # the hub answered: unknown repo or revision, auth, outage
         return result(False, f"{endpoint} refused {spec.hf_id}@{spec.revision}: {_one_line(exc)}")
     except Exception as exc:  # connection refused, timeout, offline mode, proxy...
@@ -129,10 +135,54 @@ def _download_one(spec: ModelSpec, folder: Path, endpoint: str, progress: bool) 
         )
     except Exception as exc:
         return result(False, f"download of {spec.hf_id} failed: {_one_line(exc)}", commit)
+    mismatches = verify_files(folder, {s.rfilename: s for s in info.siblings or []}, wanted)
+    if mismatches:
+        return result(
+            False,
+            f"{spec.hf_id}@{commit[:12]} does not match the hub's record: {'; '.join(mismatches)}"
+            f" (delete {folder} and run `{DOWNLOAD_COMMAND}` again)",
+            commit,
+        )
     problems = check_model_folder(folder)
     if problems:
         return result(False, f"{spec.hf_id} downloaded but unusable: {'; '.join(problems)}", commit)
-    return result(True, f"{spec.hf_id}@{commit[:12]} -> {folder}", commit)
+    return result(
+        True, f"{spec.hf_id}@{commit[:12]} -> {folder} (sizes and hashes verified)", commit
+    )
+
+
+def _file_digests(path: Path) -> tuple[str, str]:
+    """sha256 of the file, and git's blob id (sha1 of "blob <size>\0" + content)."""
+    import hashlib
+
+    sha256 = hashlib.sha256()
+    blob = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            sha256.update(chunk)
+            blob.update(chunk)
+    return sha256.hexdigest(), blob.hexdigest()
+
+
+def verify_files(folder: Path, siblings: dict[str, Any], names: list[str]) -> list[str]:
+    """Each downloaded file against the hub's record of it: size, and the LFS sha256 (weights,
+    sentencepiece models) or the git blob id (small files). Returns the mismatches."""
+    problems = []
+    for name in names:
+        record, path = siblings.get(name), folder / name
+        if record is None or not path.is_file():
+            continue
+        lfs = getattr(record, "lfs", None)
+        size = lfs.size if lfs else getattr(record, "size", None)
+        if size is not None and path.stat().st_size != size:
+            problems.append(f"{name} has {path.stat().st_size} bytes, the hub says {size}")
+            continue
+        sha256, blob_id = _file_digests(path)
+        if lfs and lfs.sha256 and lfs.sha256 != sha256:
+            problems.append(f"{name} sha256 {sha256[:12]}…, the hub says {lfs.sha256[:12]}…")
+        elif not lfs and getattr(record, "blob_id", None) and record.blob_id != blob_id:
+            problems.append(f"{name} blob {blob_id[:12]}…, the hub says {record.blob_id[:12]}…")
+    return problems
 
 
 def download_models(
@@ -177,10 +227,13 @@ def download_models(
     return results
 
 
-def list_models(settings: Settings) -> list[ModelStatus]:
-    """Every registry model with whether its local folder is complete, and its size."""
+def list_models(settings: Settings, *, all_tiers: bool = False) -> list[ModelStatus]:
+    """Every registry model (of the active tier, or of all tiers) with whether its local
+    folder is complete, and its size."""
+    active = load_registry(settings.registry_path, settings.translate.tier)
+    specs = load_registry_entries(settings.registry_path) if all_tiers else list(active.values())
     statuses = []
-    for spec in load_registry(settings.registry_path).values():
+    for spec in specs:
         folder = model_folder(settings.models_dir, spec)
         problems = check_model_folder(folder)
         statuses.append(
@@ -194,6 +247,9 @@ def list_models(settings: Settings) -> list[ModelStatus]:
                 present=not problems,
                 size_bytes=folder_size(folder),
                 problems=tuple(problems),
+                tier=spec.tier,
+                bleu=spec.bleu,
+                active=active.get(spec.src) == spec,
             )
         )
     return statuses

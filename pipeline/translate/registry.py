@@ -24,7 +24,8 @@ OPTIONAL_FILES: tuple[str, ...] = (
     "tokenizer_config.json",
     "special_tokens_map.json",
 )
-_FIELDS = ("pair", "src", "tgt", "hf_id", "revision", "engine", "quantization")
+_FIELDS = ("pair", "src", "tgt", "hf_id", "revision", "engine", "quantization", "tier", "bleu")
+DEFAULT_TIER = "default"
 ENGINES: frozenset[str] = frozenset({"transformers", "ctranslate2"})
 
 
@@ -41,10 +42,26 @@ class ModelSpec:
     revision: str  # pinned commit sha (or a branch name until one is pinned)
     engine: str = "transformers"
     quantization: str = "none"
+    tier: str = DEFAULT_TIER  # "default", or an opt-in tier such as "quality"
+    bleu: str = ""  # published BLEU, as the model card gives it (test set and score)
 
 
-def load_registry(path: Path) -> dict[str, ModelSpec]:
-    """Read the registry, keyed by source language; a malformed entry is a clear error."""
+def load_registry(path: Path, tier: str = DEFAULT_TIER) -> dict[str, ModelSpec]:
+    """The registry's models of one tier, keyed by source language; a source language without
+    a model in that tier keeps its default-tier model. A malformed entry is a clear error."""
+    specs = load_registry_entries(path)
+    chosen = {s.src: s for s in specs if s.tier == DEFAULT_TIER}
+    if tier != DEFAULT_TIER:
+        tiered = {s.src: s for s in specs if s.tier == tier}
+        if not tiered:
+            known = sorted({s.tier for s in specs})
+            raise RegistryError(f"{path}: no models in tier {tier!r}; tiers: {known}")
+        chosen.update(tiered)
+    return chosen
+
+
+def load_registry_entries(path: Path) -> list[ModelSpec]:
+    """Every registry entry, all tiers, in file order."""
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -52,7 +69,7 @@ def load_registry(path: Path) -> dict[str, ModelSpec]:
         raise RegistryError(f"model registry not found: {path}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise RegistryError(f"model registry {path} is not valid TOML: {exc}") from exc
-    specs: dict[str, ModelSpec] = {}
+    specs: dict[tuple[str, str], ModelSpec] = {}
     for n, entry in enumerate(data.get("model", [])):
         missing = [f for f in ("pair", "src", "tgt", "hf_id", "revision") if not entry.get(f)]
         unknown = sorted(set(entry) - set(_FIELDS))
@@ -63,10 +80,12 @@ def load_registry(path: Path) -> dict[str, ModelSpec]:
         spec = ModelSpec(**{k: str(v) for k, v in entry.items()})
         if spec.engine not in ENGINES:
             raise RegistryError(f"{path}: {spec.pair}: unknown engine {spec.engine!r}")
-        if spec.src in specs:
-            raise RegistryError(f"{path}: two models for source language {spec.src!r}")
-        specs[spec.src] = spec
-    return specs
+        if (spec.src, spec.tier) in specs:
+            raise RegistryError(
+                f"{path}: two models for source language {spec.src!r} in tier {spec.tier!r}"
+            )
+        specs[(spec.src, spec.tier)] = spec
+    return list(specs.values())
 
 
 def model_folder(models_dir: Path, spec: ModelSpec) -> Path:
