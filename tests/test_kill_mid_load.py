@@ -33,7 +33,15 @@ KILLS = 20
 FEEDS = ("haboker", "al-masdar", "daily-ledger")  # one outlet per language, 18 articles
 SEED = 13
 # columns that record when a row was written, not what it says
-CLOCK_COLUMNS = {"first_seen_at", "updated_at", "seen_at", "created_at", "applied_at", "fetched_at"}
+CLOCK_COLUMNS = {
+    "first_seen_at",
+    "updated_at",
+    "seen_at",
+    "created_at",
+    "applied_at",
+    "fetched_at",
+    "saved_at",
+}
 KEEP_IN_BASE = {"translation_cache", "schema_version"}
 
 
