@@ -27,11 +27,11 @@ WAREHOUSE_POOL = _AIRFLOW.warehouse_pool
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "parallax",
     "retries": 1,
-    "retry_delay": timedelta(seconds=30),
+    "retry_delay": timedelta(seconds=_AIRFLOW.retry_delay_s),
 }
 NETWORK_RETRIES: dict[str, Any] = {
     "retries": 3,
-    "retry_delay": timedelta(seconds=30),
+    "retry_delay": timedelta(seconds=_AIRFLOW.retry_delay_s),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
 }
@@ -81,9 +81,9 @@ def parallax_ingest() -> None:
         outlets = [o for o in load_outlets(settings.outlets_path) if o.outlet_id == outlet_id]
         if not outlets:
             raise ValueError(f"outlet {outlet_id!r} is no longer in {settings.outlets_path}")
-        faults.point(f"ingest_outlet.{outlet_id}")  # tests: a task failing once, then retried
         ctx = get_current_context()
         ti = ctx["ti"]
+        faults.point(f"ingest_outlet.{outlet_id}.try{ti.try_number}")  # tests: fail, then retry
         archive = _archived_feed(ctx, outlet_id)
         if archive is None:
             articles, result = step_ingest(outlets, settings)
@@ -139,7 +139,8 @@ def parallax_ingest() -> None:
         with warehouse.open_warehouse(settings, purpose="ingest load") as con:
             loaded = step_load_articles(con, outlets, articles, ingest)
             segmented = step_segment(con, settings)
-        faults.point("ingest.load.committed")  # a crash here: committed, success not reported
+        # tests: a crash here has committed but not reported success
+        faults.point(f"ingest.load.committed.try{get_current_context()['ti'].try_number}")
         counts = {f"load_{k}": v for k, v in loaded.counts.items()}
         counts.update({f"segment_{k}": v for k, v in segmented.counts.items()})
         counts["rejects"] = len(ingest.rejects)

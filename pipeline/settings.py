@@ -102,6 +102,7 @@ class AirflowSettings:
     translate_pool: str = "parallax_translate"
     translate_pool_slots: int = 1  # translation tasks holding a model at once
     translate_queue: str = "default"  # a Celery/Kubernetes queue of GPU workers at scale
+    retry_delay_s: float = 30.0  # first delay before an ingest task's retry (then backoff)
 
 
 @dataclass(frozen=True)
