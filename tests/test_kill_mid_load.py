@@ -41,6 +41,9 @@ CLOCK_COLUMNS = {
     "applied_at",
     "fetched_at",
     "saved_at",
+    "last_success_at",
+    "last_failure_at",
+    "retry_after",
 }
 KEEP_IN_BASE = {"translation_cache", "schema_version"}
 
