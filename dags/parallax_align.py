@@ -3,7 +3,8 @@
 Embedding (the slow part) runs first with no database open and caches the vectors; alignment
 then reads every article with its English text and writes events in the one-slot
 `parallax_warehouse` pool, holding the file only to cluster and load; articles already placed
-keep their event, so a re-run adds nothing. Completing it updates the events asset for whatever consumes events downstream.
+keep their event, so a re-run adds nothing. Completing it updates the events asset for whatever
+consumes events downstream; the report site under the runtime folder is refreshed last.
 """
 
 from __future__ import annotations
@@ -84,7 +85,18 @@ def parallax_align() -> None:
             counts = warehouse.table_counts(con, ["segment_links", "divergences"])
         return {**result.counts, **counts}
 
-    embed() >> align() >> embed_segments() >> link()
+    @task(pool=WAREHOUSE_POOL)
+    def report() -> dict[str, int]:
+        """Refresh the report site under the runtime folder, so a bookmark shows the latest."""
+        from pipeline import warehouse
+        from pipeline.run import step_report
+        from pipeline.settings import load_settings
+
+        settings = load_settings()
+        with warehouse.open_warehouse(settings, read_only=True) as con:
+            return step_report(con, settings).counts
+
+    embed() >> align() >> embed_segments() >> link() >> report()
 
 
 parallax_align()

@@ -124,6 +124,7 @@ _STAGE_LABELS = {
     "align": "aligning events",
     "embed_segments": "embedding sentences",
     "link": "linking sentences",
+    "report": "refreshing the report site",
 }
 
 
@@ -164,6 +165,7 @@ def demo(
 ) -> None:
     """Serve the bundled sample on 127.0.0.1, run the whole pipeline, export the widest event."""
     from pipeline.export.side_by_side import load_event, write_export
+    from pipeline.report import report_dir
     from pipeline.run import warehouse_summary
     from pipeline.sample_server import rebase, serve_samples
 
@@ -187,10 +189,12 @@ def demo(
             export_path = write_export(load_event(con, widest[0][0]), "html", target)
     console.print(f"warehouse: {settings.warehouse}")
     console.print(f"export:    {export_path}")
+    console.print(f"report:    {report_dir(settings) / 'index.html'}")
     console.print(f"done in {time.perf_counter() - t0:.1f}s")
     out.print(
         " ".join(f"{k}={v}" for k, v in summary.items())
-        + f" warehouse={settings.warehouse} export={export_path}",
+        + f" warehouse={settings.warehouse} export={export_path}"
+        + f" report={report_dir(settings) / 'index.html'}",
         soft_wrap=True,
         highlight=False,
     )
@@ -229,11 +233,17 @@ def ingest(
 
     settings = _settings()
     if feeds:
-        from pipeline.commands.status import ingest_feed_dirs, peak_rss_mib
+        from pipeline.commands.status import ingest_feed_dirs
 
         figures = ingest_feed_dirs(settings, feeds)
-        line = " ".join(f"{k}={figures[k]}" for k in ("files", "parsed", "quarantined", "crashed"))
-        out.print(f"{line} peak_rss_mib={peak_rss_mib():.0f}", soft_wrap=True, highlight=False)
+        line = " ".join(
+            f"{k}={figures[k]:.0f}" for k in ("files", "parsed", "quarantined", "crashed")
+        )
+        parsing, loading = figures["peak_rss_mib_parsing"], figures["peak_rss_mib_loading"]
+        console.print(f"peak RSS: {parsing:.0f} MiB parsing, {loading:.0f} MiB loading")
+        out.print(
+            f"{line} peak_rss_mib={max(parsing, loading):.0f}", soft_wrap=True, highlight=False
+        )
         return
     outlet_list = _outlets(settings, outlets)
     articles, result = step_ingest(outlet_list, settings)
@@ -333,7 +343,8 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="html, csv, md or parquet")] = "html",
     out_path: Annotated[Path | None, typer.Option("--out", help="Output file")] = None,
 ) -> None:
-    """Export an event side by side: one column per outlet, original beside English."""
+    """Export an event as statement rows: HTML aligned page (statements x outlets), or the
+    same rows one sentence per line as CSV, Markdown or Parquet."""
     from pipeline.export.side_by_side import FORMATS, load_event, write_export
 
     if fmt not in FORMATS:

@@ -158,6 +158,20 @@ def step_link(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult
     return result
 
 
+def step_report(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult:
+    """Refresh the report site under the runtime folder (only files whose bytes changed)."""
+    from pipeline.report import build_site, report_dir
+
+    site = build_site(con, report_dir(settings))
+    result = StageResult("report")
+    result.add("events", site.events)
+    result.add("written", len(site.written))
+    result.add("unchanged", site.unchanged)
+    result.add("removed", len(site.removed))
+    result.seconds = site.seconds
+    return result
+
+
 # ---------------------------------------------------------------- short holds
 # DuckDB locks the whole file for as long as a connection is open, so an analyst's query (or
 # another load) waits for every second a step keeps it. The steps below read in one short
@@ -390,6 +404,11 @@ def _run_link(ctx: RunContext) -> StageResult:
         return step_link(con, ctx.settings)
 
 
+def _run_report(ctx: RunContext) -> StageResult:
+    with warehouse.open_warehouse(ctx.settings, read_only=True, purpose="report") as con:
+        return step_report(con, ctx.settings)
+
+
 # The stage sequence of `run_all` (and so of `parallax run` and `parallax demo`). A new stage
 # is one more entry: a name and a function of the RunContext returning its StageResult, which
 # opens the warehouse itself for as short a time as it can.
@@ -402,6 +421,7 @@ RUN_STEPS: list[tuple[str, RunStep]] = [
     ("align", _run_align),
     ("embed_segments", lambda ctx: step_embed_segments(ctx.settings)),
     ("link", _run_link),
+    ("report", _run_report),
 ]
 
 
@@ -416,7 +436,7 @@ def run_all(
     steps: Sequence[tuple[str, RunStep]] | None = None,
 ) -> RunSummary:
     """The whole pipeline once: every entry of RUN_STEPS in order (ingest, load, segment,
-    translate, embed, align, link). `on_start(name)` and `on_done(result)` frame each stage
+    translate, embed, align, link, report). `on_start(name)` and `on_done(result)` frame each stage
     and `progress(stage, done, total)` reports within one, so the CLI shows progress over the
     very sequence the library runs. With `feeds`, saved feed files replace fetching."""
     summary = RunSummary()

@@ -70,10 +70,19 @@ class TranslateSettings:
     retry_beams: int = 4
     length_penalty: float = 1.0
     max_new_tokens: int = 256
+    # At most this many target tokens per source token (+4), per batch, below max_new_tokens:
+    # a sentence that never ends stops early instead of holding its batch (Marian's
+    # --max-length-factor, default 3). 0 turns it off.
+    max_length_factor: float = 3.0
     torch_threads: int = 0  # 0: leave torch's default
     # Measured on 2 cores: 2 x 1 beat 1 x 2 at a 2,048-token budget (bench/bench_translation.py).
     inter_threads: int = 2
     intra_threads: int = 1
+    # Decode with the vocabulary shortlist beside the converted model (`parallax models
+    # shortlist`), only when its recorded check reached vmap_min_chrf (chrF 0..1 of shortlisted
+    # against full-vocabulary output); otherwise the full vocabulary, with a one-line reason.
+    use_vmap: bool = False
+    vmap_min_chrf: float = 0.98
 
 
 @dataclass(frozen=True)

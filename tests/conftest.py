@@ -38,3 +38,30 @@ def sample_server() -> Iterator[str]:
 
     with serve_samples(PROJECT_ROOT / "samples" / "site", port=0) as base:
         yield base
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path):  # type: ignore[no-untyped-def]
+    """`parallax demo` run once per session (tiny models): the demo test, the report's browser,
+    round-trip and incremental tests all read this warehouse and its report site."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    root = tmp_path_factory.mktemp("demo")
+    config = root / "parallax.toml"
+    # the tiny random model never emits end-of-sentence: keep its nonsense short
+    config.write_text("[translate]\nmax_new_tokens = 16\n", encoding="utf-8")
+    env = {
+        "PARALLAX_CONFIG": str(config),
+        "PARALLAX_WAREHOUSE": str(root / "wh.duckdb"),
+        "PARALLAX_RUNTIME_DIR": str(root / "var"),
+        "PARALLAX_MODELS_DIR": str(tiny_models_dir),
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        res = CliRunner().invoke(app, ["demo", "--port", "0"])
+    res.env = env  # type: ignore[attr-defined]
+    res.root = root  # type: ignore[attr-defined]
+    return res

@@ -169,6 +169,7 @@ def test_dags_parse_fast_with_nothing_heavy(tmp_path: Path) -> None:
     align = res["dags"]["parallax_align"]["tasks"]
     assert align["align"]["pool"] == align["link"]["pool"] == "parallax_warehouse"
     assert align["link"]["outlets"] == ["parallax://warehouse/events"]
+    assert align["report"]["pool"] == "parallax_warehouse"
 
 
 _DAG_TEST = """
@@ -241,6 +242,7 @@ def test_three_dags_end_to_end_twice(
     assert counts["event_articles"] == counts["articles"]
     assert counts["segment_links"] > 0 and counts["divergences"] > 0
     assert first["summary"]["pending"] == 0
+    assert (runtime / "report" / "index.html").is_file()  # the align DAG refreshed the site
     assert first["summary"]["translated"] > 0
     assert set(first["summary"]["languages"].split(",")) == {"he", "ar", "en"}
     # the second round (new run ids, same sample) changes nothing

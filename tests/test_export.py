@@ -1,15 +1,17 @@
-"""Side-by-side export of an event in every format, from a warehouse filled through the loaders."""
+"""Export of an event as statement rows, in every format, from a warehouse filled by the loaders."""
 
 from __future__ import annotations
 
-import csv
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from pipeline import warehouse
+from pipeline.export.formats import render_markdown
 from pipeline.export.side_by_side import UnknownEvent, load_event, render_html, write_export
+from pipeline.export.statements import ROW_FIELDS
+from pipeline.export.text import safe_href, visible
 from pipeline.records import (
     Article,
     Event,
@@ -21,6 +23,7 @@ from pipeline.records import (
     sha256_text,
 )
 from pipeline.settings import Settings
+from tests.export_rows import check_round_trip
 
 HOSTILE = '<script>alert("x")</script>'
 
@@ -36,10 +39,10 @@ def _fill(con) -> str:  # type: ignore[no-untyped-def]
             "ישראל הציעה לפנות את התושבים בתוך ארבעה שבועות.",
             'ארה"ב מעדיפה לוח זמנים ארוך יותר.',
         ],
-        "en1": ["The US prefers about four months.", HOSTILE],
+        "en1": ["The US prefers about four months.", HOSTILE, "Talks resume on Sunday."],
     }
     arts = []
-    for oid, sents in texts.items():
+    for day, (oid, sents) in enumerate(texts.items(), start=10):
         url = f"http://127.0.0.1/{oid}/a"
         text = "\n\n".join(sents)
         arts.append(
@@ -48,7 +51,7 @@ def _fill(con) -> str:  # type: ignore[no-untyped-def]
                 oid,
                 url,
                 f"title {oid}",
-                datetime(2026, 11, 10, tzinfo=UTC),
+                datetime(2026, 11, day, tzinfo=UTC),  # the Hebrew outlet reports first
                 text,
                 "page",
                 sha256_text(text),
@@ -87,6 +90,14 @@ def _fill(con) -> str:  # type: ignore[no-untyped-def]
         2,
     )
     warehouse.load_events(con, [ev], [EventArticle("ev_1", a.article_id, 0.9) for a in arts])
+    he, en = arts[0].article_id, arts[1].article_id
+    a, b, sa, sb = (he, en, 0, 0) if he < en else (en, he, 0, 0)
+    con.execute("INSERT INTO segment_links VALUES ('ev_1', ?, ?, ?, ?, 0.5, '1:1')", [a, sa, b, sb])
+    span = {he: ("ארבעה שבועות", 28.0), en: ("four months", 120.0)}
+    con.execute(
+        "INSERT INTO divergences VALUES ('ev_1', ?, 0, ?, 0, 'duration', ?, ?, ?, ?, 'day', '', '')",
+        [a, b, span[a][0], span[b][0], span[a][1], span[b][1]],
+    )
     return "ev_1"
 
 
@@ -97,37 +108,72 @@ def filled(settings: Settings):  # type: ignore[no-untyped-def]
         yield con, event_id
 
 
-def test_html_has_outlet_columns_rtl_and_escapes_text(filled) -> None:  # type: ignore[no-untyped-def]
+def test_statements_group_linked_sentences_and_follow_the_first_reporter(filled) -> None:  # type: ignore[no-untyped-def]
     con, event_id = filled
-    view = load_event(con, event_id)
-    assert [c.outlet_id for c in view.columns] == ["en1", "he1"]
-    html = render_html(view)
+    ev = load_event(con, event_id)
+    assert [o.outlet_id for o in ev.outlets] == ["he1", "en1"]  # by first publication
+    assert ev.outlets[0].first_reporter and not ev.outlets[1].first_reporter
+    first = ev.statements[0]
+    assert [len(c) for c in first.cells] == [1, 1] and first.unique_to is None
+    assert first.kinds == ("duration",)
+    # the reporter's own text stays in order; the Ledger's extras (no shared statement after
+    # them in its text) come last
+    rest = [(st.unique_to, st.cells[0] or st.cells[1]) for st in ev.statements[1:]]
+    assert [(u, c[0].seg_no) for u, c in rest] == [("he1", 1), ("en1", 1), ("en1", 2)]
+    rows = ev.rows()
+    assert len(rows) == 5 and [r.statement for r in rows] == [1, 1, 2, 3, 4]
+    pending = [r for r in rows if r.pending]
+    assert len(pending) == 1 and pending[0].english == "" and pending[0].lang == "he"
+    assert all(r.english == r.original for r in rows if r.lang == "en")
+    assert [r.divergence_kinds for r in rows[:2]] == ["duration", "duration"]
+    assert [e.label for e in ev.differ] == ["duration"]
+    assert [(v.value, [o.outlet_id for o in v.outlets]) for v in ev.differ[0].values] == [
+        ("4 weeks", ["he1"]),
+        ("4 months", ["en1"]),
+    ]
+
+
+def test_html_aligns_rtl_highlights_both_sides_and_escapes_text(filled) -> None:  # type: ignore[no-untyped-def]
+    con, event_id = filled
+    html = render_html(load_event(con, event_id))
     assert HOSTILE not in html and "&lt;script&gt;" in html
     assert 'dir="rtl" lang="he"' in html
-    assert "ארבעה שבועות" in html and "four months" in html
+    assert '<mark class="div" data-kind="duration"' in html
+    assert ">ארבעה שבועות</mark>" in html and ">four months</mark>" in html
+    assert "Where outlets differ" in html and "4 weeks" in html and "4 months" in html
     assert "translation pending" in html
+    assert html.count("The US prefers about ") == 1  # English shown once
+    assert "<script" not in html  # the event page carries no script at all
 
 
-@pytest.mark.parametrize("fmt", ["csv", "md", "parquet", "html"])
-def test_every_format_writes_every_sentence(filled, tmp_path: Path, fmt: str) -> None:  # type: ignore[no-untyped-def]
+def test_every_format_has_the_same_rows(filled, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     con, event_id = filled
-    out = write_export(load_event(con, event_id), fmt, tmp_path / f"e.{fmt}")
-    if fmt == "csv":
-        with out.open(encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-        assert len(rows) == 4
-        assert sum(r["pending"] == "True" for r in rows) == 1
-    elif fmt == "parquet":
-        import pyarrow.parquet as pq
+    ev = load_event(con, event_id)
+    check_round_trip(ev, tmp_path)
 
-        table = pq.read_table(out)
-        assert table.num_rows == 4 and "english" in table.column_names
-    elif fmt == "md":
-        text = out.read_text(encoding="utf-8")
-        assert text.count("\n| ") >= 3  # header + two sentence rows
-        assert "Ledger (en)" in text and "HaBoker (he)" in text
-    else:
-        assert out.read_text(encoding="utf-8").startswith("<!doctype html>")
+
+def test_markdown_keeps_hostile_text_as_text(filled) -> None:  # type: ignore[no-untyped-def]
+    con, event_id = filled
+    md = render_markdown(load_event(con, event_id))
+    assert HOSTILE not in md and "&lt;script&gt;" in md
+    assert md.splitlines()[-1].count(" | ") == len(ROW_FIELDS) - 1
+
+
+def test_text_helpers() -> None:
+    assert visible("a\u202eb\u2067c\u200f") == "a[U+202E]b[U+2067]c\u200f"
+    assert safe_href("https://x.test/a?b=1") == "https://x.test/a?b=1"
+    for bad in (
+        "javascript:alert(1)",
+        " JAVASCRIPT:alert(1)",
+        "data:text/html,x",
+        "//x.test",
+        "http://x.test/\u202e",
+        "http://x.test/a b",
+        "",
+        None,
+        "http:///nohost",
+    ):
+        assert safe_href(bad) is None, bad
 
 
 def test_unknown_event_and_format_give_clear_errors(filled, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -173,11 +173,16 @@ def test_add_from_catalogue_and_from_homepages(workspace: Path) -> None:
         ) as ar_site,
         serve({"/": ("text/html", b"<html><body>nothing</body></html>")}) as bare,
     ):
-        res = runner.invoke(app, ["outlets", "add", "ynet", f"{he_site}/", "--group", "israeli"])
+        res = runner.invoke(
+            app, ["outlets", "add", "ynet", f"{he_site}/", "--group", "israeli", "--allow-private"]
+        )
         assert res.exit_code == 0, res.output
-        res = runner.invoke(app, ["outlets", "add", f"{ar_site}/", "--id", "akhbar"])
+        res = runner.invoke(
+            app, ["outlets", "add", f"{ar_site}/", "--id", "akhbar", "--allow-private"]
+        )
         assert res.exit_code == 0, res.output
-        fail = runner.invoke(app, ["outlets", "add", f"{bare}/"])
+        fail = runner.invoke(app, ["outlets", "add", f"{bare}/", "--allow-private"])
+        guarded = runner.invoke(app, ["outlets", "add", f"{he_site}/"])  # a public outlet may not
     conf = _configured(workspace)
     assert conf["ynet"]["feed_url"] == "https://www.ynet.co.il/Integration/StoryRss2.xml"
     he = conf["127-0-0-1"]
@@ -186,6 +191,8 @@ def test_add_from_catalogue_and_from_homepages(workspace: Path) -> None:
     assert conf["akhbar"]["feed_url"] == f"{ar_site}/feed" and conf["akhbar"]["lang"] == "ar"
     assert "common path /feed" in (workspace / "outlets.toml").read_text(encoding="utf-8")
     assert fail.exit_code == 1 and "no feed found" in fail.output and "Traceback" not in fail.output
+    assert guarded.exit_code == 1 and "non-public address" in guarded.output
+    assert he["allow_private"] is True and "allow_private" not in conf["ynet"]
     again = runner.invoke(app, ["outlets", "add", "ynet"])
     assert again.exit_code == 0 and "already there: ynet" in again.stdout
     unknown = runner.invoke(app, ["outlets", "add", "no-such-outlet"])
@@ -202,7 +209,7 @@ def test_check_reports_status_items_age_and_language(workspace: Path) -> None:
     with serve(routes) as site:
         outlets = "".join(
             f'[[outlet]]\nid = "{oid}"\nname = "{oid}"\nlang = "he"\nfeed_url = "{site}{path}"\n'
-            f'homepage = "{site}/"\n\n'
+            f'homepage = "{site}/"\nallow_private = true\n\n'
             for oid, path in [
                 ("good", "/good.xml"),
                 ("mislabelled", "/mislabelled.xml"),

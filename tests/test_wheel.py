@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 SUMMARY = re.compile(
     r"articles=(\d+) languages=([a-z,]+) segments=(\d+) translated=(\d+) pending=(\d+) "
-    r"events=(\d+) warehouse=(\S+) export=(\S+)"
+    r"events=(\d+) warehouse=(\S+) export=(\S+) report=(\S+)"
 )
 
 

@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -236,16 +236,16 @@ def save_state(con: duckdb.DuckDBPyConnection, state: StreamState, fp: str, *, f
         con.unregister(_GROUPS_IN)
 
 
-_ARTICLE_COLUMNS = ", ".join(f"a.{f.name}" for f in fields(Article))
-
-
 def unplaced_articles(con: duckdb.DuckDBPyConnection) -> list[Article]:
-    """Articles with no event yet, in publication order."""
-    rows = con.execute(
-        f"SELECT {_ARTICLE_COLUMNS} FROM articles a ANTI JOIN event_articles ea USING (article_id) "
-        "ORDER BY a.published_at NULLS LAST, a.article_id"
-    ).fetchall()
-    return [Article(*r) for r in rows]
+    """Articles with no event yet, in publication order. The anti-join reads ids only; whole
+    rows are read for the few that are new (a join over all columns reads all of history)."""
+    ids = [
+        r[0]
+        for r in con.execute(
+            "SELECT article_id FROM articles ANTI JOIN event_articles USING (article_id)"
+        ).fetchall()
+    ]
+    return warehouse.fetch_articles(con, ids)
 
 
 def english_for(con: duckdb.DuckDBPyConnection, article_ids: list[str]) -> dict[str, str]:

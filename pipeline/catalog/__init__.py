@@ -83,6 +83,8 @@ def outlet_toml(outlet: Outlet, comment: str = "") -> str:
             lines.append(f"{key} = {_toml_str(value)}")
     if not outlet.fetch_pages:
         lines.append("fetch_pages = false")
+    if outlet.allow_private:
+        lines.append("allow_private = true  # on this machine or a private network")
     return "\n".join(lines) + "\n"
 
 

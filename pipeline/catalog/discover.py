@@ -130,12 +130,15 @@ def _slug(url: str) -> str:
     return host.replace(".", "-")
 
 
-def discover(homepage: str, settings: IngestSettings, *, outlet_id: str = "") -> Discovered:
-    """The outlet behind a homepage: its feed, name, language (detected from a few items)."""
+def discover(
+    homepage: str, settings: IngestSettings, *, outlet_id: str = "", allow_private: bool = False
+) -> Discovered:
+    """The outlet behind a homepage: its feed, name, language (detected from a few items).
+    ``allow_private`` lets it reach loopback and private networks (a feed on this machine)."""
     from pipeline.detect.language import detect_language
     from pipeline.ingest.http import FetchError, fetch, make_client
 
-    with make_client(settings) as client:
+    with make_client(settings, allow_private=allow_private) as client:
         try:
             page = fetch(client, homepage, max_bytes=settings.max_page_bytes)
         except FetchError as exc:
@@ -164,6 +167,7 @@ def discover(homepage: str, settings: IngestSettings, *, outlet_id: str = "") ->
                 lang=guess.lang,
                 feed_url=feed.url,
                 homepage=page.final_url,
+                allow_private=allow_private,
             )
             return Discovered(outlet, how, len(feed.items), guess.confidence)
     raise DiscoveryError(

@@ -55,6 +55,12 @@ def add(
         str | None, typer.Option("--id", help="Id for an outlet found from a URL")
     ] = None,
     group: Annotated[str, typer.Option(help="Group label for an outlet found from a URL")] = "",
+    allow_private: Annotated[
+        bool,
+        typer.Option(
+            help="The homepage is on this machine or a private network (never for a public outlet)"
+        ),
+    ] = False,
 ) -> None:
     """Copy catalogue entries, or outlets discovered from homepages, into outlets.toml."""
     from pipeline.catalog import append_outlets, load_catalog
@@ -69,7 +75,9 @@ def add(
     for target in targets:
         if target.startswith(("http://", "https://")):
             console.print(f"looking for the feed of {target}")
-            found = discover(target, settings.ingest, outlet_id=outlet_id or "")
+            found = discover(
+                target, settings.ingest, outlet_id=outlet_id or "", allow_private=allow_private
+            )
             o = found.outlet
             if group:
                 o = replace(o, group=group)
@@ -111,8 +119,15 @@ def check(
 
     settings = _settings()
     outlets = _outlets(settings, None)
-    with make_client(settings.ingest) as client:
-        checks = [check_outlet(client, o, settings.ingest) for o in outlets]
+    clients = {
+        private: make_client(settings.ingest, allow_private=private)
+        for private in {o.allow_private for o in outlets}
+    }
+    try:
+        checks = [check_outlet(clients[o.allow_private], o, settings.ingest) for o in outlets]
+    finally:
+        for client in clients.values():
+            client.close()
     if fmt == "json":
         out.print_json(json.dumps([asdict(c) for c in checks], ensure_ascii=False))
     else:

@@ -8,8 +8,10 @@ option of the core ingest command) calls :func:`ingest_feed_dirs` here.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import resource
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from pipeline.records import Article, StageResult
     from pipeline.settings import Settings
 
 STATUS_COLUMNS = (
@@ -36,9 +39,28 @@ STATUS_COLUMNS = (
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident memory so far, in MiB."""
+    """This process's peak resident memory, in MiB.
+
+    Linux's ``VmHWM`` belongs to the process's own memory map; ``ru_maxrss`` would not do: it
+    survives ``exec``, so a command started from a big process (a test runner) would report
+    its parent's size.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _parse_files(files: list[Path], settings: Settings) -> tuple[list[Article], StageResult, float]:
+    """In the child process: the articles, the stage result and the child's peak memory."""
+    from pipeline.run import step_ingest_files
+
+    articles, result = step_ingest_files(files, settings)
+    return articles, result, peak_rss_mib()
 
 
 def outlet_status(settings: Settings) -> list[dict[str, Any]]:
@@ -51,19 +73,25 @@ def outlet_status(settings: Settings) -> list[dict[str, Any]]:
     return [dict(zip(STATUS_COLUMNS, row, strict=True)) for row in rows]
 
 
-def ingest_feed_dirs(settings: Settings, paths: list[Path]) -> dict[str, int]:
+def ingest_feed_dirs(settings: Settings, paths: list[Path]) -> dict[str, float]:
     """Load saved feed files (directories searched for ``*.xml``) into the warehouse.
 
     Every file is parsed, quarantined (a reject says why) or counted as crashed; nothing is
-    fetched. Returns the figures of the summary line.
+    fetched. Returns the figures of the summary line. A crash of the parsing process itself
+    (not an exception: those are per file) raises ``BrokenProcessPool``.
     """
     from pipeline import warehouse
     from pipeline.ingest.stage import feed_files
     from pipeline.records import Outlet
-    from pipeline.run import step_ingest_files, step_load_articles, step_segment
+    from pipeline.run import step_load_articles, step_segment
 
     files = feed_files(paths)
-    articles, result = step_ingest_files(files, settings)
+    # Parsing and language detection run in a child process: the parser's and detector's
+    # memory is returned when it ends instead of adding to the warehouse load's, and a parser
+    # that brings the interpreter down cannot take the command with it.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        articles, result, child_peak = pool.submit(_parse_files, files, settings).result()
     outlets = {
         f.stem: Outlet(outlet_id=f.stem, name=f.stem, lang="", feed_url=f.resolve().as_uri())
         for f in files
@@ -79,6 +107,8 @@ def ingest_feed_dirs(settings: Settings, paths: list[Path]) -> dict[str, int]:
         "crashed": counts.get("files_crashed", 0),
         "articles": loaded.counts.get("new", 0) + loaded.counts.get("edited", 0),
         "rejects": len(result.rejects),
+        "peak_rss_mib_parsing": child_peak,
+        "peak_rss_mib_loading": peak_rss_mib(),
     }
 
 

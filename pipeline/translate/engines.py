@@ -69,9 +69,22 @@ def decoding_options(
         "num_beams": beams,
         "length_penalty": settings.length_penalty if beams > 1 else 1.0,
         "max_new_tokens": settings.max_new_tokens,
+        "max_length_factor": settings.max_length_factor,
     }
     opts.update(extra)
     return opts
+
+
+def decoding_cap(longest_source: int, settings: TranslateSettings, min_new_tokens: int = 0) -> int:
+    """Most target tokens for a batch whose longest source has ``longest_source`` pieces.
+
+    ``max_length_factor`` × source length (+4), as Marian's ``--max-length-factor``: a sentence
+    that never emits ``</s>`` stops there instead of holding its batch to ``max_new_tokens``.
+    """
+    cap = max(1, settings.max_new_tokens)
+    if settings.max_length_factor > 0:
+        cap = min(cap, int(settings.max_length_factor * longest_source) + 4)
+    return max(cap, min_new_tokens)
 
 
 def _load_tokenizer(folder: Path, spec: ModelSpec) -> Any:
@@ -209,7 +222,7 @@ class MarianEngine(_SplittingEngine):
                 max_length=self.max_input_tokens,
             ).to(self.model.device)
             kwargs: dict[str, Any] = {
-                "max_new_tokens": s.max_new_tokens,
+                "max_new_tokens": decoding_cap(max(lengths[i] for i in batch), s, min_new_tokens),
                 "num_beams": beams,
                 "do_sample": False,
             }
@@ -259,10 +272,9 @@ class CTranslate2Engine(_SplittingEngine):
         *,
         device: str = "auto",
         compute_type: str = "",
+        use_vmap: bool = False,
     ) -> None:
         import json
-
-        import ctranslate2
 
         self.model_id = spec.hf_id
         self.revision = spec.revision
@@ -274,13 +286,9 @@ class CTranslate2Engine(_SplittingEngine):
             compute_type = "float16" if self.device == "cuda" else q
         self.compute_type = compute_type
         self.tokenizer = _load_tokenizer(hf_folder, spec)
-        self.translator = ctranslate2.Translator(
-            str(ct2_folder),
-            device=self.device,
-            compute_type=compute_type,
-            inter_threads=max(1, settings.inter_threads),
-            intra_threads=max(0, settings.intra_threads),
-        )
+        self.use_vmap = use_vmap  # decode with the vocabulary map beside the model (shortlist)
+        self.vmap_sha256 = ""
+        self.reload()
         cfg = json.loads((hf_folder / "config.json").read_text(encoding="utf-8"))
         positions = int(cfg.get("max_position_embeddings", 512))
         self.max_input_tokens = min(positions, int(self.tokenizer.model_max_length or positions))
@@ -294,43 +302,97 @@ class CTranslate2Engine(_SplittingEngine):
             ct2_folder,
         )
 
+    def reload(self) -> None:
+        """(Re)load the converted model; CTranslate2 reads ``vmap.txt`` only at load time."""
+        import ctranslate2
+
+        from pipeline.translate.shortlist import map_sha256
+
+        s = self.settings
+        self.translator = ctranslate2.Translator(
+            str(self.folder),
+            device=self.device,
+            compute_type=self.compute_type,
+            inter_threads=max(1, s.inter_threads),
+            intra_threads=max(0, s.intra_threads),
+        )
+        self.vmap_sha256 = map_sha256(self.folder)
+        if self.use_vmap and not self.vmap_sha256:
+            raise EngineError(f"use_vmap asked for, but {self.folder} has no vmap.txt")
+
     def options(self, num_beams: int | None = None) -> dict[str, Any]:
+        extra: dict[str, Any] = {"use_vmap": self.use_vmap}
+        if self.use_vmap:  # which shortlist: a row can be reproduced only with the same map
+            extra["vmap_sha256"] = self.vmap_sha256[:16]
         return decoding_options(
             self.engine_name,
             self.settings,
             num_beams=num_beams,
             compute_type=self.compute_type,
             max_batch_tokens=self.settings.max_batch_tokens,
+            batch_size=self.settings.batch_size,
+            **extra,
         )
 
+    def source_pieces(self, sentences: list[str]) -> list[list[str]]:
+        """Source pieces per sentence as the model sees them (ending in ``</s>``)."""
+        encoded = self.tokenizer(sentences, truncation=True, max_length=self.max_input_tokens)[
+            "input_ids"
+        ]
+        return [self.tokenizer.convert_ids_to_tokens(ids) for ids in encoded]
+
+    def target_vocabulary(self) -> frozenset[str]:
+        import json
+
+        vocab = json.loads((self.folder / "shared_vocabulary.json").read_text(encoding="utf-8"))
+        return frozenset(vocab)
+
     def generate_tokens(
-        self, sentences: list[str], *, num_beams: int | None = None, min_new_tokens: int = 0
+        self,
+        sentences: list[str],
+        *,
+        num_beams: int | None = None,
+        min_new_tokens: int = 0,
+        use_vmap: bool | None = None,
     ) -> list[list[str]]:
-        """Target pieces per sentence (no ``</s>``), in the caller's order."""
+        """Target pieces per sentence (no ``</s>``), in the caller's order.
+
+        Batches of similar source length (``plan_batches``: at most ``batch_size`` sentences and
+        ``max_batch_tokens`` padded tokens), each with its own length cap (``decoding_cap``).
+        """
         if not sentences:
             return []
         s = self.settings
         beams = max(1, num_beams if num_beams is not None else s.num_beams)
-        encoded = self.tokenizer(sentences, truncation=True, max_length=self.max_input_tokens)[
-            "input_ids"
-        ]
-        source = [self.tokenizer.convert_ids_to_tokens(ids) for ids in encoded]
-        results = self.translator.translate_batch(
-            source,
-            max_batch_size=max(1, s.max_batch_tokens),
-            batch_type="tokens",
-            beam_size=beams,
-            length_penalty=s.length_penalty if beams > 1 else 1.0,
-            max_decoding_length=s.max_new_tokens,
-            min_decoding_length=min_new_tokens,
-            return_scores=False,
-        )
-        return [r.hypotheses[0] for r in results]
+        source = self.source_pieces(sentences)
+        lengths = [len(p) for p in source]
+        pending = []  # every batch submitted at once: inter_threads batches run in parallel
+        for batch in plan_batches(lengths, max(1, s.batch_size), max(1, s.max_batch_tokens)):
+            cap = decoding_cap(max(lengths[i] for i in batch), s, min_new_tokens)
+            results = self.translator.translate_batch(
+                [source[i] for i in batch],
+                asynchronous=True,
+                beam_size=beams,
+                length_penalty=s.length_penalty if beams > 1 else 1.0,
+                max_decoding_length=cap,
+                min_decoding_length=min_new_tokens,
+                use_vmap=self.use_vmap if use_vmap is None else use_vmap,
+                return_scores=False,
+            )
+            pending.append((batch, results))
+        out: list[list[str]] = [[] for _ in sentences]
+        for batch, results in pending:
+            for i, r in zip(batch, results, strict=True):
+                out[i] = r.result().hypotheses[0]
+        return out
 
-    def _run(self, sentences: list[str], num_beams: int | None) -> list[str]:
-        tokens = self.generate_tokens(sentences, num_beams=num_beams)
+    def decode(self, tokens: list[list[str]]) -> list[str]:
+        """English text from target pieces."""
         ids = [self.tokenizer.convert_tokens_to_ids(t) for t in tokens]
         return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+    def _run(self, sentences: list[str], num_beams: int | None) -> list[str]:
+        return self.decode(self.generate_tokens(sentences, num_beams=num_beams))
 
 
 def engine_name_for(spec: ModelSpec, settings: TranslateSettings) -> str:
@@ -349,6 +411,18 @@ def _convert_on_first_use(folder: Path, ct2: Path, quantization: str) -> list[st
     except (ConvertError, OSError, RuntimeError) as exc:
         return [f"automatic conversion failed: {exc}"]
     return []
+
+
+def _vmap_allowed(ct2: Path, spec: ModelSpec, settings: TranslateSettings) -> bool:
+    """Whether the shortlist beside ``ct2`` passed its recorded check; one log line either way."""
+    from pipeline.translate.shortlist import vmap_status
+
+    status = vmap_status(ct2, settings.vmap_min_chrf, spec.pair)
+    if status.usable:
+        log.info("%s: %s", spec.pair, status.reason)
+    else:
+        log.warning("%s: %s", spec.pair, status.reason)
+    return status.usable
 
 
 def load_engine(spec: ModelSpec, folder: Path, settings: TranslateSettings) -> Engine:
@@ -382,5 +456,6 @@ def load_engine(spec: ModelSpec, folder: Path, settings: TranslateSettings) -> E
             settings,
             device=device,
             compute_type="float16" if device == "cuda" else q,
+            use_vmap=settings.use_vmap and _vmap_allowed(ct2, spec, settings),
         )
     raise EngineError(f"unknown translation engine {name!r}; one of {list(ENGINE_NAMES)}")
