@@ -1,9 +1,10 @@
 """Group articles into cross-outlet, cross-language events whenever translations land.
 
-Alignment reads every article with its English text and writes events, so it runs in the
-one-slot `parallax_warehouse` pool; articles already placed keep their event, so a re-run adds
-nothing. Completing it updates the events asset for whatever consumes events downstream; the
-report site under the runtime folder is refreshed last.
+Embedding (the slow part) runs first with no database open and caches the vectors; alignment
+then reads every article with its English text and writes events in the one-slot
+`parallax_warehouse` pool, holding the file only to cluster and load; articles already placed
+keep their event, so a re-run adds nothing. Completing it updates the events asset for whatever
+consumes events downstream; the report site under the runtime folder is refreshed last.
 """
 
 from __future__ import annotations
@@ -41,6 +42,23 @@ DEFAULT_ARGS: dict[str, Any] = {
     doc_md=__doc__,
 )
 def parallax_align() -> None:
+    @task
+    def embed() -> dict[str, int]:
+        """Article vectors, computed with no database open (outside the warehouse pool: it
+        holds the file only for a short read and a short write, waiting if a load holds it)."""
+        from pipeline.run import step_embed
+        from pipeline.settings import load_settings
+
+        return step_embed(load_settings()).counts
+
+    @task
+    def embed_segments() -> dict[str, int]:
+        """Sentence vectors of the events, likewise with no database open while embedding."""
+        from pipeline.run import step_embed_segments
+        from pipeline.settings import load_settings
+
+        return step_embed_segments(load_settings()).counts
+
     @task(pool=WAREHOUSE_POOL)
     def align() -> dict[str, int]:
         """Assign articles not yet in an event and write the events."""
@@ -94,7 +112,7 @@ def parallax_align() -> None:
         with warehouse.open_warehouse(settings, read_only=True) as con:
             return step_report(con, settings).counts
 
-    align() >> link() >> watch() >> report()
+    embed() >> align() >> embed_segments() >> link() >> watch() >> report()
 
 
 parallax_align()

@@ -27,11 +27,11 @@ WAREHOUSE_POOL = _AIRFLOW.warehouse_pool
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "parallax",
     "retries": 1,
-    "retry_delay": timedelta(seconds=30),
+    "retry_delay": timedelta(seconds=_AIRFLOW.retry_delay_s),
 }
 NETWORK_RETRIES: dict[str, Any] = {
     "retries": 3,
-    "retry_delay": timedelta(seconds=30),
+    "retry_delay": timedelta(seconds=_AIRFLOW.retry_delay_s),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
 }
@@ -72,7 +72,7 @@ def parallax_ingest() -> None:
     @task(**NETWORK_RETRIES, map_index_template="{{ task.op_kwargs['outlet_id'] }}")
     def ingest_outlet(outlet_id: str) -> dict[str, Any]:
         """Fetch, extract and detect one outlet; stage articles and rejects for this run and try."""
-        from pipeline import staging
+        from pipeline import faults, staging
         from pipeline.ingest.outlets import load_outlets
         from pipeline.run import step_ingest
         from pipeline.settings import load_settings
@@ -83,6 +83,7 @@ def parallax_ingest() -> None:
             raise ValueError(f"outlet {outlet_id!r} is no longer in {settings.outlets_path}")
         ctx = get_current_context()
         ti = ctx["ti"]
+        faults.point(f"ingest_outlet.{outlet_id}.try{ti.try_number}")  # tests: fail, then retry
         archive = _archived_feed(ctx, outlet_id)
         if archive is None:
             articles, result = step_ingest(outlets, settings)
@@ -118,7 +119,7 @@ def parallax_ingest() -> None:
         """Load this run's staged batches (the paths its mapped tasks returned), then segment."""
         from pathlib import Path
 
-        from pipeline import staging, warehouse
+        from pipeline import faults, staging, warehouse
         from pipeline.ingest.outlets import load_outlets
         from pipeline.records import Article, FeedState, Reject, StageResult
         from pipeline.run import step_load_articles, step_segment
@@ -135,9 +136,11 @@ def parallax_ingest() -> None:
             ingest.rejects += staging.read_batch(Path(batch["rejects"]), Reject)
             if batch.get("feed_state"):  # conditional GET state, written after the articles
                 ingest.feed_states += staging.read_batch(Path(batch["feed_state"]), FeedState)
-        with warehouse.open_warehouse(settings) as con:
+        with warehouse.open_warehouse(settings, purpose="ingest load") as con:
             loaded = step_load_articles(con, outlets, articles, ingest)
             segmented = step_segment(con, settings)
+        # tests: a crash here has committed but not reported success
+        faults.point(f"ingest.load.committed.try{get_current_context()['ti'].try_number}")
         counts = {f"load_{k}": v for k, v in loaded.counts.items()}
         counts.update({f"segment_{k}": v for k, v in segmented.counts.items()})
         counts["rejects"] = len(ingest.rejects)

@@ -141,22 +141,21 @@ def parallax_translate() -> None:
         from pipeline import staging, warehouse
         from pipeline.records import Translation
         from pipeline.settings import load_settings
-        from pipeline.translate.cache import DuckDBTranslationCache
 
         settings = load_settings()
         translations = staging.read_batch(Path(done["translations"]), Translation)
         new_cache = staging.read_batch(Path(done["cache"]), CacheRow)
-        with warehouse.open_warehouse(settings) as con:
-            cache = DuckDBTranslationCache(con)
-            by_model: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
-            for r in new_cache:
-                by_model.setdefault((r.model_id, r.engine), []).append(
-                    (r.source_sha256, r.source_text, r.text_en)
-                )
-            with warehouse.transaction(con):
-                for (model_id, engine), rows in by_model.items():
-                    cache.put_many(model_id, rows, engine=engine)
-            warehouse.load_translations(con, translations)
+        with warehouse.open_warehouse(settings, purpose="translate load") as con:
+            # one transaction: a crash between cache and rows would make a re-run's rows
+            # cache hits, unlike a clean run's
+            warehouse.load_translation_chunk(
+                con,
+                translations,
+                [
+                    (r.model_id, r.engine, r.source_sha256, r.source_text, r.text_en)
+                    for r in new_cache
+                ],
+            )
             pending = int(con.execute("SELECT count(*) FROM pending_translations").fetchall()[0][0])
         return {"translations": len(translations), "cached": len(new_cache), "pending": pending}
 

@@ -115,42 +115,35 @@ def _translate_with_progress(con: duckdb.DuckDBPyConnection, settings: Settings)
         return step_translate(con, settings, progress=progress)
 
 
+_STAGE_LABELS = {
+    "ingest": "fetching feeds and pages",
+    "load": "loading articles",
+    "segment": "segmenting",
+    "translate": "translating",
+    "embed": "embedding articles",
+    "align": "aligning events",
+    "embed_segments": "embedding sentences",
+    "link": "linking sentences",
+    "report": "refreshing the report site",
+}
+
+
 def _run_stages(outlets: list[Outlet], settings: Settings) -> list[StageResult]:
-    from pipeline.run import (
-        step_align,
-        step_ingest,
-        step_link,
-        step_load_articles,
-        step_report,
-        step_segment,
-        step_watch,
-    )
+    """`run.run_all`, with a progress line per stage on a terminal."""
+    from rich.progress import Progress
 
-    with (
-        console.status("fetching feeds and pages", spinner="dots")
-        if console.is_terminal
-        else _null()
-    ):
-        articles, ingest_result = step_ingest(outlets, settings)
-    stages = [ingest_result]
-    with warehouse.open_warehouse(settings) as con:
-        stages.append(step_load_articles(con, outlets, articles, ingest_result))
-        stages.append(step_segment(con, settings))
-        stages.append(_translate_with_progress(con, settings))
-        with console.status("aligning events", spinner="dots") if console.is_terminal else _null():
-            stages.append(step_align(con, settings))
-            stages.append(step_link(con, settings))
-        stages.append(step_watch(con, settings))
-        stages.append(step_report(con, settings))
-    return stages
+    from pipeline.run import run_all
 
+    with Progress(console=console, disable=not console.is_terminal, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
 
-class _null:
-    def __enter__(self) -> None:
-        return None
+        def on_start(stage: str) -> None:
+            bar.update(task, description=_STAGE_LABELS.get(stage, stage), completed=0, total=None)
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return run_all(outlets, settings, on_start=on_start, progress=progress).stages
 
 
 @app.command()

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline import warehouse
-from pipeline.records import Article, FeedState, Outlet, StageResult
+from pipeline import faults, warehouse
+from pipeline.records import Article, FeedState, Outlet, StageResult, Translation
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -206,22 +206,291 @@ def step_report(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResu
     return result
 
 
+# ---------------------------------------------------------------- short holds
+# DuckDB locks the whole file for as long as a connection is open, so an analyst's query (or
+# another load) waits for every second a step keeps it. The steps below read in one short
+# connection, do their slow work (segmenting, models, embedding) with no database open, and
+# write in another short one; only align's clustering and link still run inside a connection.
+
+
+def step_segment_apart(settings: Settings) -> StageResult:
+    """`step_segment` with the file held only to read the articles and to write the segments."""
+    from pipeline.segment import segment_articles
+
+    t0 = time.perf_counter()
+    with warehouse.open_warehouse(settings, read_only=True, purpose="segment: read") as con:
+        articles = warehouse.articles_without_segments(con)
+    segments, result = segment_articles(articles)
+    if segments:
+        with warehouse.open_warehouse(settings, purpose="segment: write") as con:
+            warehouse.load_segments(con, segments)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+class _SnapshotCache:
+    """The translation cache read before the models run; new entries wait for their chunk's
+    write, so the cache and the translations made from it commit together."""
+
+    def __init__(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        self.known = {(m, h): en for m, h, en in rows}
+        self.new: list[tuple[str, str, str, str, str]] = []
+
+    def get_many(self, model_id: str, hashes: list[str]) -> dict[str, str]:
+        return {h: self.known[(model_id, h)] for h in hashes if (model_id, h) in self.known}
+
+    def put_many(self, model_id: str, rows: list[tuple[str, str, str]], engine: str) -> None:
+        for h, src, en in rows:
+            if (model_id, h) not in self.known:
+                self.known[(model_id, h)] = en
+                self.new.append((model_id, engine, h, src, en))
+
+    def take_new(self) -> list[tuple[str, str, str, str, str]]:
+        taken, self.new = self.new, []
+        return taken
+
+
+def step_translate_apart(
+    settings: Settings, *, progress: Callable[[int, int], None] | None = None
+) -> StageResult:
+    """`step_translate` with the models run while no database is open: one short read of the
+    pending segments and their cached sentences, then one short write per finished chunk
+    (translations and new cache entries in one transaction), then the failures as rejects."""
+    from pipeline.records import sha256_text
+    from pipeline.translate import translate_segments
+
+    t0 = time.perf_counter()
+    with warehouse.open_warehouse(settings, read_only=True, purpose="translate: read") as con:
+        pending = warehouse.segments_without_translation(con)
+        hashes = sorted({sha256_text(s.text) for s in pending})
+        cached = con.execute(
+            "SELECT model_id, source_sha256, text_en FROM translation_cache "
+            "WHERE source_sha256 IN (SELECT unnest(?::VARCHAR[]))",
+            [hashes],
+        ).fetchall()
+    cache = _SnapshotCache(cached)
+
+    def load_chunk(rows: list[Translation]) -> None:
+        with warehouse.open_warehouse(settings, purpose="translate: load chunk") as con:
+            warehouse.load_translation_chunk(con, rows, cache.take_new())
+
+    _, result = translate_segments(pending, settings, cache, progress=progress, on_chunk=load_chunk)
+    if result.rejects:
+        with warehouse.open_warehouse(settings, purpose="translate: rejects") as con:
+            warehouse.load_rejects(con, result.rejects)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def step_embed(settings: Settings) -> StageResult:
+    """Article vectors for align, computed with no database open: a short read of the articles
+    and their cached vectors, the embedder over those missing or changed, a short write of
+    `article_vectors`. `step_align` then finds every vector cached and only clusters."""
+    from pipeline.align.vector_cache import embed_articles, load_vectors, store_vectors
+    from pipeline.align.vectors import article_embedding_text, get_embedder
+    from pipeline.records import sha256_text
+
+    t0 = time.perf_counter()
+    result = StageResult("embed")
+    embedder = get_embedder(settings.align.embedder)
+    if embedder is None:
+        result.add("skipped_no_embedder")
+        return result
+    with warehouse.open_warehouse(settings, read_only=True, purpose="embed: read") as con:
+        articles = warehouse.fetch_articles(con)
+        cached = load_vectors(con, embedder.name, [a.article_id for a in articles])
+    digests = {a.article_id: sha256_text(article_embedding_text(a)) for a in articles}
+    todo = [
+        a
+        for a in articles
+        if (hit := cached.get(a.article_id)) is None
+        or hit[0] != digests[a.article_id]
+        or hit[1].shape != (embedder.dim,)
+    ]
+    del cached
+    vectors = embed_articles(todo, embedder, None) if todo else {}
+    rows = [(aid, digests[aid], vec) for aid, vec in vectors.items()]
+    if rows:
+        with warehouse.open_warehouse(settings, purpose="embed: write") as con:
+            store_vectors(con, embedder.name, rows)
+    result.add("embedded", len(rows))
+    result.add("cached", len(articles) - len(todo))
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+_EVENT_SEGMENTS = """
+WITH m AS (
+    SELECT ea.event_id, ea.article_id, a.outlet_id
+    FROM event_articles ea JOIN articles a USING (article_id)
+), multi AS (
+    SELECT event_id FROM m GROUP BY event_id HAVING count(DISTINCT outlet_id) > 1
+)
+SELECT s.article_id, s.seg_no, s.text, v.text_sha256, v.vector IS NOT NULL
+    AND len(v.vector) = ?
+FROM segments s
+LEFT JOIN segment_vectors v ON v.article_id = s.article_id AND v.seg_no = s.seg_no
+    AND v.embedder = ?
+WHERE s.article_id IN (SELECT article_id FROM m WHERE event_id IN (SELECT event_id FROM multi))
+ORDER BY s.article_id, s.seg_no
+"""
+
+
+def step_embed_segments(settings: Settings) -> StageResult:
+    """Sentence vectors for link (segments of events covered by more than one outlet), computed
+    with no database open, so `step_link` finds them cached."""
+    import numpy as np
+    import pyarrow as pa
+
+    from pipeline.align.vectors import get_embedder
+    from pipeline.records import sha256_text
+
+    t0 = time.perf_counter()
+    result = StageResult("embed_segments")
+    embedder = get_embedder(settings.align.embedder)
+    if embedder is None:
+        result.add("skipped_no_embedder")
+        return result
+    with warehouse.open_warehouse(settings, read_only=True, purpose="embed segments: read") as con:
+        rows = con.execute(_EVENT_SEGMENTS, [embedder.dim, embedder.name]).fetchall()
+    todo = [
+        (aid, seg, text, sha256_text(text))
+        for aid, seg, text, digest, ok in rows
+        if text.strip() and not (ok and digest == sha256_text(text))
+    ]
+    result.add("cached", len(rows) - len(todo))
+    if todo:
+        todo.sort(key=lambda t: (len(t[2]), t[0], t[1]))
+        vecs = embedder.embed([t[2] for t in todo]).astype(np.float32)
+        table = pa.table(
+            {
+                "article_id": [t[0] for t in todo],
+                "seg_no": pa.array([t[1] for t in todo], type=pa.int32()),
+                "embedder": [embedder.name] * len(todo),
+                "text_sha256": [t[3] for t in todo],
+                "vector": pa.array(list(vecs), type=pa.list_(pa.float32())),
+            }
+        )
+        with warehouse.open_warehouse(settings, purpose="embed segments: write") as con:
+            con.register("_parallax_segvec_new", table)
+            try:
+                with warehouse.transaction(con):
+                    con.execute(
+                        "INSERT OR REPLACE INTO segment_vectors (article_id, seg_no, embedder, "
+                        "text_sha256, vector) SELECT article_id, seg_no, embedder, text_sha256, "
+                        "vector FROM _parallax_segvec_new"
+                    )
+            finally:
+                con.unregister("_parallax_segvec_new")
+    result.add("embedded", len(todo))
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+# ---------------------------------------------------------------- the whole run
+
+
+@dataclass
+class RunContext:
+    """What the steps of one run share: the inputs, and the ingested batch until it is loaded."""
+
+    outlets: list[Outlet]
+    settings: Settings
+    feeds: list[Path] | None = None  # saved feed files instead of fetching the outlets' feeds
+    progress: Callable[[str, int, int], None] | None = None  # (stage, done, total)
+    articles: list[Article] = field(default_factory=list)
+    ingest: StageResult | None = None
+
+
+RunStep = Callable[[RunContext], StageResult]
+
+
+def _run_ingest(ctx: RunContext) -> StageResult:
+    if ctx.feeds is not None:
+        ctx.articles, ctx.ingest = step_ingest_files(ctx.feeds, ctx.settings)
+    else:
+        ctx.articles, ctx.ingest = step_ingest(ctx.outlets, ctx.settings)
+    return ctx.ingest
+
+
+def _run_load(ctx: RunContext) -> StageResult:
+    with warehouse.open_warehouse(ctx.settings, purpose="load") as con:
+        result = step_load_articles(con, ctx.outlets, ctx.articles, ctx.ingest)
+    ctx.articles = []  # loaded: the later steps read the warehouse
+    return result
+
+
+def _run_translate(ctx: RunContext) -> StageResult:
+    report = ctx.progress
+    return step_translate_apart(
+        ctx.settings,
+        progress=None if report is None else (lambda done, total: report("translate", done, total)),
+    )
+
+
+def _run_align(ctx: RunContext) -> StageResult:
+    with warehouse.open_warehouse(ctx.settings, purpose="align") as con:
+        return step_align(con, ctx.settings)
+
+
+def _run_link(ctx: RunContext) -> StageResult:
+    with warehouse.open_warehouse(ctx.settings, purpose="link") as con:
+        return step_link(con, ctx.settings)
+
+
+def _run_watch(ctx: RunContext) -> StageResult:
+    with warehouse.open_warehouse(ctx.settings, purpose="watch") as con:
+        return step_watch(con, ctx.settings)
+
+
+def _run_report(ctx: RunContext) -> StageResult:
+    with warehouse.open_warehouse(ctx.settings, read_only=True, purpose="report") as con:
+        return step_report(con, ctx.settings)
+
+
+# The stage sequence of `run_all` (and so of `parallax run` and `parallax demo`). A new stage
+# is one more entry: a name and a function of the RunContext returning its StageResult, which
+# opens the warehouse itself for as short a time as it can.
+RUN_STEPS: list[tuple[str, RunStep]] = [
+    ("ingest", _run_ingest),
+    ("load", _run_load),
+    ("segment", lambda ctx: step_segment_apart(ctx.settings)),
+    ("translate", _run_translate),
+    ("embed", lambda ctx: step_embed(ctx.settings)),
+    ("align", _run_align),
+    ("embed_segments", lambda ctx: step_embed_segments(ctx.settings)),
+    ("link", _run_link),
+    ("watch", _run_watch),
+    ("report", _run_report),
+]
+
+
 def run_all(
     outlets: Sequence[Outlet],
     settings: Settings,
+    *,
+    feeds: Sequence[Path] | None = None,
+    on_start: Callable[[str], None] | None = None,
+    on_done: Callable[[StageResult], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    steps: Sequence[tuple[str, RunStep]] | None = None,
 ) -> RunSummary:
-    """The whole pipeline once: ingest, load, segment, translate, align, link, report."""
+    """The whole pipeline once: every entry of RUN_STEPS in order (ingest, load, segment,
+    translate, embed, align, link, watch, report). `on_start(name)` and `on_done(result)` frame each stage
+    and `progress(stage, done, total)` reports within one, so the CLI shows progress over the
+    very sequence the library runs. With `feeds`, saved feed files replace fetching."""
     summary = RunSummary()
-    articles, ingest_result = step_ingest(outlets, settings)
-    summary.stages.append(ingest_result)
-    with warehouse.open_warehouse(settings) as con:
-        summary.stages.append(step_load_articles(con, outlets, articles, ingest_result))
-        summary.stages.append(step_segment(con, settings))
-        summary.stages.append(step_translate(con, settings))
-        summary.stages.append(step_align(con, settings))
-        summary.stages.append(step_link(con, settings))
-        summary.stages.append(step_watch(con, settings))
-        summary.stages.append(step_report(con, settings))
+    ctx = RunContext(
+        list(outlets), settings, None if feeds is None else list(feeds), progress=progress
+    )
+    for name, step in steps if steps is not None else RUN_STEPS:
+        faults.point(f"run.before.{name}")
+        if on_start is not None:
+            on_start(name)
+        result = step(ctx)
+        summary.stages.append(result)
+        if on_done is not None:
+            on_done(result)
     return summary
 
 

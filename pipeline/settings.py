@@ -111,6 +111,16 @@ class AirflowSettings:
     translate_pool: str = "parallax_translate"
     translate_pool_slots: int = 1  # translation tasks holding a model at once
     translate_queue: str = "default"  # a Celery/Kubernetes queue of GPU workers at scale
+    retry_delay_s: float = 30.0  # first delay before an ingest task's retry (then backoff)
+
+
+@dataclass(frozen=True)
+class LockSettings:
+    """Waiting for the DuckDB file while another process (a load, an analyst's query) holds it."""
+
+    wait_s: float = 120.0  # total time to keep retrying before giving up with WarehouseLocked
+    backoff_s: float = 0.25  # first delay; doubles per retry (with jitter) up to max_backoff_s
+    max_backoff_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,7 @@ class Settings:
     align: AlignSettings = field(default_factory=AlignSettings)
     airflow: AirflowSettings = field(default_factory=AirflowSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
+    lock: LockSettings = field(default_factory=LockSettings)
 
     @property
     def extension_dir(self) -> Path:
@@ -171,6 +182,7 @@ _SECTIONS = {
     "align": AlignSettings,
     "airflow": AirflowSettings,
     "watch": WatchSettings,
+    "lock": LockSettings,
 }
 _ENV_AIRFLOW = {
     "PARALLAX_INGEST_SCHEDULE": "ingest_schedule",

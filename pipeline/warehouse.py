@@ -13,6 +13,7 @@ import logging
 import random
 import re
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields, replace
@@ -21,6 +22,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import faults
 from pipeline import warehouse_backends as backends
 from pipeline.records import (
     Article,
@@ -52,31 +54,65 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set lock" in text)
 
 
+_HOLDER = re.compile(r"held in (?P<prog>.+?) \(PID (?P<pid>\d+)\)")
+
+
+def lock_holder(message: str) -> str:
+    """Who holds the file, as DuckDB's lock error names it ("python3.11 (PID 123)"), or ""."""
+    match = _HOLDER.search(message)
+    if not match:
+        return ""
+    return f"{Path(match['prog']).name} (PID {match['pid']})"
+
+
 def connect(
     settings: Settings,
     *,
     read_only: bool = False,
-    lock_retries: int = 8,
-    lock_backoff_s: float = 0.25,
+    lock_retries: int | None = None,
+    lock_backoff_s: float | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse, retrying with backoff while another writer holds the file lock."""
+    """Open the warehouse, retrying with backoff while another process holds the file lock.
+
+    Waits up to `settings.lock.wait_s` in all (or `lock_retries` retries when given), each
+    retry logged with the holder DuckDB names, so an analyst's long query delays a load
+    instead of failing it.
+    """
     import duckdb
 
     backend = backends.backend_for(settings)
     target = backend.target
-    delay = lock_backoff_s
-    for attempt in range(lock_retries + 1):
+    lock = settings.lock
+    delay = lock.backoff_s if lock_backoff_s is None else lock_backoff_s
+    started = time.monotonic()
+    attempt = 0
+    while True:
         try:
             con = backends.open_connection(backend, settings, read_only=read_only)
             break
         except duckdb.IOException as exc:
-            if not _is_lock_error(exc) or attempt == lock_retries:
-                if _is_lock_error(exc):
-                    raise WarehouseLocked(f"{target} is locked by another process: {exc}") from exc
+            if not _is_lock_error(exc):
                 raise
-            log.info("warehouse %s locked, retry %d in %.2fs", target, attempt + 1, delay)
+            attempt += 1
+            waited = time.monotonic() - started
+            out_of_time = waited + delay > lock.wait_s if lock_retries is None else False
+            if out_of_time or (lock_retries is not None and attempt > lock_retries):
+                raise WarehouseLocked(
+                    f"{target} is still locked after {waited:.1f}s "
+                    f"(held by {lock_holder(str(exc)) or 'another process'}): {exc}"
+                ) from exc
+            log.warning(
+                "warehouse %s is locked by %s; waiting %.2fs (retry %d, %.1fs waited so far)",
+                target,
+                lock_holder(str(exc)) or "another process",
+                delay,
+                attempt,
+                waited,
+            )
             time.sleep(delay * (1 + random.random() / 4))
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, lock.max_backoff_s)
+    if attempt:
+        log.info("warehouse %s opened after %.2fs of waiting", target, time.monotonic() - started)
     con.execute("SET TimeZone = 'UTC'")
     return con
 
@@ -89,18 +125,44 @@ def exists(settings: Settings) -> bool:
     return Path(settings.warehouse).exists()
 
 
+@dataclass(frozen=True)
+class Hold:
+    """How long one connection of this process held the warehouse file."""
+
+    purpose: str
+    read_only: bool
+    seconds: float
+
+
+# The holds of this process, newest last (bounded): benches and tests read the longest.
+HOLDS: deque[Hold] = deque(maxlen=10_000)
+
+
+def longest_hold(*, writes_only: bool = True) -> Hold | None:
+    """The longest hold recorded in this process (write connections only by default)."""
+    holds = [h for h in HOLDS if not (writes_only and h.read_only)]
+    return max(holds, key=lambda h: h.seconds, default=None)
+
+
 @contextmanager
 def open_warehouse(
-    settings: Settings, *, read_only: bool = False
+    settings: Settings, *, read_only: bool = False, purpose: str = ""
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Connect and migrate; the file is held only for the `with` block."""
+    """Connect and migrate; the file is held only for the `with` block, whose length is logged
+    and recorded in HOLDS (DuckDB locks the whole file for as long as a connection is open)."""
     con = connect(settings, read_only=read_only)
+    t0 = time.perf_counter()
     try:
         if not read_only:
             _migrate_retrying(con, settings.schema_dir)
         yield con
     finally:
         con.close()
+        held = time.perf_counter() - t0
+        HOLDS.append(Hold(purpose or "?", read_only, held))
+        log.debug(
+            "warehouse held %.3fs (%s%s)", held, purpose or "?", ", read-only" if read_only else ""
+        )
 
 
 @contextmanager
@@ -108,10 +170,12 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
+        faults.point("transaction.before_commit")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+    faults.point("transaction.after_commit")
 
 
 def _is_lake(con: duckdb.DuckDBPyConnection) -> bool:
@@ -400,6 +464,35 @@ def load_translations(
 ) -> None:
     at = at or datetime.now(UTC)
     with transaction(con):
+        _insert(
+            con,
+            "translations",
+            [*_columns(Translation), "created_at"],
+            [(*astuple(t), at) for t in translations],
+        )
+
+
+@backends.writes("translations", "translation_cache")
+def load_translation_chunk(
+    con: duckdb.DuckDBPyConnection,
+    translations: Sequence[Translation],
+    cache_rows: Sequence[tuple[str, str, str, str, str]],
+    *,
+    at: datetime | None = None,
+) -> None:
+    """Translations and the cache entries made for them, in one transaction: a crash between
+    the two would leave cache entries whose rows a re-run then marks as cache hits, unlike a
+    clean run. `cache_rows` are (model_id, engine, source_sha256, source_text, text_en)."""
+    from pipeline.translate.cache import DuckDBTranslationCache
+
+    at = at or datetime.now(UTC)
+    cache = DuckDBTranslationCache(con)
+    by_model: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for model_id, engine, h, src, en in cache_rows:
+        by_model.setdefault((model_id, engine), []).append((h, src, en))
+    with transaction(con):
+        for (model_id, engine), rows in by_model.items():
+            cache.put_many(model_id, rows, engine=engine)
         _insert(
             con,
             "translations",

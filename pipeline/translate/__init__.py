@@ -71,25 +71,66 @@ def _options(
     return decoding_options(engine_name, settings.translate, num_beams=num_beams)
 
 
+class EngineOutputError(ValueError):
+    """An engine answered with the wrong number of outputs, or a non-text (None, NaN) one."""
+
+
+def _checked(texts: list[str], outputs: list[Any]) -> list[str]:
+    if len(outputs) != len(texts):
+        raise EngineOutputError(f"{len(outputs)} outputs for {len(texts)} sentences")
+    bad = [i for i, o in enumerate(outputs) if not isinstance(o, str)]
+    if bad:
+        raise EngineOutputError(f"non-text output {outputs[bad[0]]!r} for sentence {bad[0]}")
+    return outputs
+
+
 def _translate_chunk(
     engine: Engine, texts: dict[str, str], result: StageResult, retry_beams: int
 ) -> tuple[dict[str, str], dict[str, str], set[str]]:
     """English and guard flag per hash; the hashes retried with beam search."""
     from pipeline.translate.guard import check_translation
 
-    english = dict(zip(texts, engine.translate(list(texts.values())), strict=True))
+    sources = list(texts.values())
+    english = dict(zip(texts, _checked(sources, engine.translate(sources)), strict=True))
     flags = {h: check_translation(texts[h], english[h]) for h in texts}
     suspect = [h for h, f in flags.items() if f]
     if not suspect or retry_beams <= 0:
         return english, flags, set()
     result.add("retried", len(suspect))
     started = time.monotonic()
-    retried = engine.translate([texts[h] for h in suspect], num_beams=retry_beams)
+    again = [texts[h] for h in suspect]
+    retried = _checked(again, engine.translate(again, num_beams=retry_beams))
     result.add("retry_ms", int((time.monotonic() - started) * 1000))
     for h, text in zip(suspect, retried, strict=True):
         english[h] = text
         flags[h] = check_translation(texts[h], text)
     return english, flags, set(suspect)
+
+
+def _translate_isolating(
+    engine: Engine, texts: dict[str, str], result: StageResult, retry_beams: int
+) -> tuple[dict[str, str], dict[str, str], set[str], dict[str, str]]:
+    """`_translate_chunk`, but a failure splits the batch in halves until the sentences the
+    engine cannot handle are alone: those come back in the last dict (hash -> error), the
+    rest of the batch is translated as usual."""
+    try:
+        english, flags, retried = _translate_chunk(engine, texts, result, retry_beams)
+        return english, flags, retried, {}
+    except Exception as exc:  # any engine failure: isolate it rather than lose the batch
+        if len(texts) == 1:
+            return {}, {}, set(), {h: f"{type(exc).__name__}: {exc}"[:300] for h in texts}
+        log.debug("engine failed on %d sentences (%s); splitting the batch", len(texts), exc)
+    keys = list(texts)
+    english, flags, retried, failed = {}, {}, set(), {}
+    for half in (keys[: len(keys) // 2], keys[len(keys) // 2 :]):
+        e, f, r, bad = _translate_isolating(
+            engine, {h: texts[h] for h in half}, result, retry_beams
+        )
+        english.update(e)
+        flags.update(f)
+        retried |= r
+        failed.update(bad)
+    return english, flags, retried, failed
 
 
 def _record(
@@ -147,7 +188,8 @@ def translate_segments(
 
     Counts: passthrough (English), cache_hits, translated (distinct sentences sent to a model),
     deduplicated (repeats of a sentence translated in this call), pending (no usable model, or
-    the engine failed), untranslatable (languages without a model), retried (sentences the guard
+    the engine failed), failed (segments whose sentence the engine raised on or returned no text
+    for: they stay pending and are listed in ``result.rejects``), untranslatable (languages without a model), retried (sentences the guard
     sent back for beam search), flagged (rows whose translation the guard flags, cached or new),
     retry_ms (milliseconds spent on those retries).
     Work goes in chunks of at most CHUNK_SENTENCES distinct sentences: cache look-up, decoding,
@@ -216,6 +258,22 @@ def translate_segments(
     return collected, result
 
 
+def _record_failures(
+    failed: dict[str, str], groups: dict[str, list[Segment]], spec: ModelSpec, result: StageResult
+) -> None:
+    """Sentences the engine could not translate stay pending (no row) and are flagged as
+    rejects with reason `translation_failed`, one per segment, so they can be found and retried."""
+    from pipeline.records import Reject
+
+    for h, error in failed.items():
+        log.warning("%s failed on a sentence (%s); it stays pending", spec.hf_id, error)
+        result.add("failed", len(groups[h]))
+        result.rejects.extend(
+            Reject(STAGE, "", f"segment:{seg.article_id}#{seg.seg_no}", "translation_failed", error)
+            for seg in groups[h]
+        )
+
+
 def _translate_language(
     segs: list[Segment],
     spec: ModelSpec,
@@ -258,21 +316,24 @@ def _translate_language(
                 engine_name = engine.engine_name
                 metas = _metas(engine, engine_name, spec, settings)
         if misses and engine is not None:
-            try:
-                new, new_flags, retried = _translate_chunk(
-                    engine, misses, result, settings.translate.retry_beams
+            new, new_flags, retried, failed = _translate_isolating(
+                engine, misses, result, settings.translate.retry_beams
+            )
+            english.update(new)
+            flags.update(new_flags)
+            kinds.update({h: "retry" if h in retried else "new" for h in new})
+            if cache is not None and new:
+                cache.put_many(
+                    spec.hf_id, [(h, misses[h], new[h]) for h in new], engine=engine_name
                 )
-            except Exception:  # one model failing must not take down the batch
-                log.exception("translation with %s failed; segments stay pending", spec.hf_id)
+            if failed:
+                _record_failures(failed, groups, spec, result)
+            if failed and not new:  # nothing got through: the model is broken, not a sentence
+                log.error(
+                    "translation with %s failed on every sentence; the rest stay pending",
+                    spec.hf_id,
+                )
                 engine = None
-            else:
-                english.update(new)
-                flags.update(new_flags)
-                kinds.update({h: "retry" if h in retried else "new" for h in new})
-                if cache is not None:
-                    cache.put_many(
-                        spec.hf_id, [(h, misses[h], new[h]) for h in misses], engine=engine_name
-                    )
         rows: list[Translation] = []
         for h in chunk:
             group = groups[h]
