@@ -237,7 +237,9 @@ def _migrate_retrying(con: duckdb.DuckDBPyConnection, schema_dir: Path) -> int:
 
 def natural_key(table: str) -> tuple[str, ...]:
     """The natural key of `table` (its PRIMARY KEY in warehouse/*.sql; DuckLake stores none)."""
-    schema_dir = Settings().schema_dir
+    from pipeline.workspace import resource_dir
+
+    schema_dir = resource_dir("schema")  # the checkout's warehouse/, or the installed copy
     return backends.natural_keys(schema_dir, _migration_files(schema_dir)).get(table, ())
 
 

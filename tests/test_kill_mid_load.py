@@ -85,7 +85,8 @@ def dump(settings: Settings) -> dict[str, list[str]]:
         tables = [
             r[0]
             for r in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE NOT temporary ORDER BY 1"
+                "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
+                "AND schema_name = 'main' ORDER BY 1"
             ).fetchall()
         ]
         for table in tables:
@@ -178,7 +179,10 @@ def base(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path) -> tup
 
         with warehouse.open_warehouse(_settings(warm, root / "var", tiny_models_dir)) as con:
             tables = [
-                r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+                r[0]
+                for r in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+                ).fetchall()
             ]
             for table in tables:
                 if table not in KEEP_IN_BASE:
