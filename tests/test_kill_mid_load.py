@@ -44,6 +44,9 @@ CLOCK_COLUMNS = {
     "last_success_at",
     "last_failure_at",
     "retry_after",
+    "built_at",
+    "last_attempt",
+    "sent_at",
 }
 KEEP_IN_BASE = {"translation_cache", "schema_version"}
 
