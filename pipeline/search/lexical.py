@@ -97,12 +97,24 @@ def refresh_index(con: duckdb.DuckDBPyConnection, *, force_rebuild: bool = False
                 "DELETE FROM search_docs WHERE (article_id, seg_no) NOT IN "
                 "(SELECT (article_id, seg_no) FROM segments)"
             ).fetchall()[0][0]
+            if rows or removed:
+                # committed with the docs: a crash before the rebuild leaves generation ahead of
+                # built_gen, so the next refresh rebuilds instead of keeping a stale index
+                con.execute(
+                    "INSERT OR REPLACE INTO search_index_state SELECT 'fts', "
+                    "coalesce(max(generation), 0) + 1, coalesce(max(built_gen), 0), "
+                    "max(built_at), max(docs) FROM search_index_state WHERE name = 'fts'"
+                )
     finally:
         con.unregister(_TEMP)
     normalise_s = time.perf_counter() - t0
     rebuilt = False
     t1 = time.perf_counter()
-    if rows or removed or force_rebuild or not index_exists(con):
+    state = con.execute(
+        "SELECT generation, built_gen FROM search_index_state WHERE name = 'fts'"
+    ).fetchall()
+    stale = not state or state[0][0] != state[0][1]
+    if rows or removed or force_rebuild or stale or not index_exists(con):
         rebuild_index(con)
         rebuilt = True
     refresh = IndexRefresh(len(rows), int(removed), rebuilt, normalise_s, time.perf_counter() - t1)
@@ -128,7 +140,8 @@ def rebuild_index(con: duckdb.DuckDBPyConnection) -> None:
     )
     docs = con.execute("SELECT count(*) FROM search_docs").fetchall()[0][0]
     con.execute(
-        "INSERT OR REPLACE INTO search_index_state VALUES ('fts', 0, 0, ?, ?)",
+        "INSERT OR REPLACE INTO search_index_state SELECT 'fts', g, g, ?, ? FROM "
+        "(SELECT coalesce(max(generation), 0) AS g FROM search_index_state WHERE name = 'fts')",
         [datetime.now(UTC), docs],
     )
 
