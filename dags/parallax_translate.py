@@ -9,7 +9,6 @@ the models folder leaves its segments pending, never fails the run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,38 +31,6 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
 }
-
-
-@dataclass(frozen=True)
-class CacheRow:
-    """One translation-cache entry, staged between the tasks (the cache table's natural key)."""
-
-    model_id: str
-    source_sha256: str
-    source_text: str
-    text_en: str
-    engine: str
-
-
-class StagedCache:
-    """The translation cache as `translate_segments` uses it, from rows read before the run.
-
-    Lookups answer from the snapshot; new entries are collected and staged for `load`, so the
-    model work needs no open warehouse.
-    """
-
-    def __init__(self, rows: list[CacheRow]) -> None:
-        self.known = {(r.model_id, r.source_sha256): r.text_en for r in rows}
-        self.new: list[CacheRow] = []
-
-    def get_many(self, model_id: str, hashes: list[str]) -> dict[str, str]:
-        return {h: self.known[(model_id, h)] for h in hashes if (model_id, h) in self.known}
-
-    def put_many(self, model_id: str, rows: list[tuple[str, str, str]], engine: str) -> None:
-        for h, src, en in rows:
-            if (model_id, h) not in self.known:
-                self.known[(model_id, h)] = en
-                self.new.append(CacheRow(model_id, h, src, en, engine))
 
 
 def _staging_path(kind: str) -> Any:
@@ -98,6 +65,7 @@ def parallax_translate() -> None:
         from pipeline import staging, warehouse
         from pipeline.records import sha256_text
         from pipeline.settings import load_settings
+        from pipeline.translate.cache import CacheRow
 
         settings = load_settings()
         with warehouse.open_warehouse(settings) as con:
@@ -122,15 +90,16 @@ def parallax_translate() -> None:
         from pipeline.records import Segment
         from pipeline.settings import load_settings
         from pipeline.translate import translate_segments
+        from pipeline.translate.cache import CacheRow, SnapshotCache
 
         settings = load_settings()
         segments = staging.read_batch(Path(pending["segments"]), Segment)
-        cache = StagedCache(staging.read_batch(Path(pending["cache"]), CacheRow))
-        # StagedCache implements the TranslationCache protocol (get_many / put_many).
+        staged = staging.read_batch(Path(pending["cache"]), CacheRow)
+        cache = SnapshotCache((r.model_id, r.source_sha256, r.text_en) for r in staged)
         translations, result = translate_segments(segments, settings, cache)
         tr_path, cache_path = _staging_path("translations"), _staging_path("cache")
         staging.write_batch(tr_path, translations)
-        staging.write_batch(cache_path, cache.new)
+        staging.write_batch(cache_path, cache.take_new())
         return {"translations": str(tr_path), "cache": str(cache_path), "counts": result.counts}
 
     @task(pool=WAREHOUSE_POOL, outlets=[TRANSLATIONS])
@@ -141,6 +110,7 @@ def parallax_translate() -> None:
         from pipeline import staging, warehouse
         from pipeline.records import Translation
         from pipeline.settings import load_settings
+        from pipeline.translate.cache import CacheRow
 
         settings = load_settings()
         translations = staging.read_batch(Path(done["translations"]), Translation)
@@ -148,14 +118,7 @@ def parallax_translate() -> None:
         with warehouse.open_warehouse(settings, purpose="translate load") as con:
             # one transaction: a crash between cache and rows would make a re-run's rows
             # cache hits, unlike a clean run's
-            warehouse.load_translation_chunk(
-                con,
-                translations,
-                [
-                    (r.model_id, r.engine, r.source_sha256, r.source_text, r.text_en)
-                    for r in new_cache
-                ],
-            )
+            warehouse.load_translation_chunk(con, translations, new_cache)
             pending = int(con.execute("SELECT count(*) FROM pending_translations").fetchall()[0][0])
         return {"translations": len(translations), "cached": len(new_cache), "pending": pending}
 

@@ -236,28 +236,6 @@ def step_segment_apart(settings: Settings) -> StageResult:
     return result
 
 
-class _SnapshotCache:
-    """The translation cache read before the models run; new entries wait for their chunk's
-    write, so the cache and the translations made from it commit together."""
-
-    def __init__(self, rows: Sequence[tuple[str, str, str]]) -> None:
-        self.known = {(m, h): en for m, h, en in rows}
-        self.new: list[tuple[str, str, str, str, str]] = []
-
-    def get_many(self, model_id: str, hashes: list[str]) -> dict[str, str]:
-        return {h: self.known[(model_id, h)] for h in hashes if (model_id, h) in self.known}
-
-    def put_many(self, model_id: str, rows: list[tuple[str, str, str]], engine: str) -> None:
-        for h, src, en in rows:
-            if (model_id, h) not in self.known:
-                self.known[(model_id, h)] = en
-                self.new.append((model_id, engine, h, src, en))
-
-    def take_new(self) -> list[tuple[str, str, str, str, str]]:
-        taken, self.new = self.new, []
-        return taken
-
-
 def step_translate_apart(
     settings: Settings, *, progress: Callable[[int, int], None] | None = None
 ) -> StageResult:
@@ -266,6 +244,7 @@ def step_translate_apart(
     (translations and new cache entries in one transaction), then the failures as rejects."""
     from pipeline.records import sha256_text
     from pipeline.translate import translate_segments
+    from pipeline.translate.cache import SnapshotCache
 
     t0 = time.perf_counter()
     with warehouse.open_warehouse(settings, read_only=True, purpose="translate: read") as con:
@@ -276,7 +255,7 @@ def step_translate_apart(
             "WHERE source_sha256 IN (SELECT unnest(?::VARCHAR[]))",
             [hashes],
         ).fetchall()
-    cache = _SnapshotCache(cached)
+    cache = SnapshotCache(cached)
 
     def load_chunk(rows: list[Translation]) -> None:
         with warehouse.open_warehouse(settings, purpose="translate: load chunk") as con:

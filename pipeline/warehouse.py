@@ -39,6 +39,8 @@ from pipeline.settings import Settings
 if TYPE_CHECKING:
     import duckdb
 
+    from pipeline.translate.cache import CacheRow
+
 log = logging.getLogger(__name__)
 
 MIGRATION_RE = re.compile(r"^(\d{3})_[\w-]+\.sql$")
@@ -478,20 +480,22 @@ def load_translations(
 def load_translation_chunk(
     con: duckdb.DuckDBPyConnection,
     translations: Sequence[Translation],
-    cache_rows: Sequence[tuple[str, str, str, str, str]],
+    cache_rows: Sequence[CacheRow],
     *,
     at: datetime | None = None,
 ) -> None:
     """Translations and the cache entries made for them, in one transaction: a crash between
     the two would leave cache entries whose rows a re-run then marks as cache hits, unlike a
-    clean run. `cache_rows` are (model_id, engine, source_sha256, source_text, text_en)."""
+    clean run."""
     from pipeline.translate.cache import DuckDBTranslationCache
 
     at = at or datetime.now(UTC)
     cache = DuckDBTranslationCache(con)
     by_model: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
-    for model_id, engine, h, src, en in cache_rows:
-        by_model.setdefault((model_id, engine), []).append((h, src, en))
+    for r in cache_rows:
+        by_model.setdefault((r.model_id, r.engine), []).append(
+            (r.source_sha256, r.source_text, r.text_en)
+        )
     with transaction(con):
         for (model_id, engine), rows in by_model.items():
             cache.put_many(model_id, rows, engine=engine)

@@ -5,6 +5,8 @@ A sentence repeated across articles, outlets or runs is translated once per mode
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -71,3 +73,39 @@ class DuckDBTranslationCache:
             ],
             update=False,
         )
+
+
+@dataclass(frozen=True)
+class CacheRow:
+    """One translation-cache entry (the cache table's natural key and its text)."""
+
+    model_id: str
+    source_sha256: str
+    source_text: str
+    text_en: str
+    engine: str
+
+
+class SnapshotCache:
+    """A cache read before the models run: lookups answer from the snapshot and new entries are
+    collected for a later write, so translating needs no open warehouse (the run's translate
+    step and the Airflow translate task both use it)."""
+
+    def __init__(self, known: Iterable[tuple[str, str, str]]) -> None:
+        """`known`: (model_id, source_sha256, text_en) of the entries already stored."""
+        self.known = {(m, h): en for m, h, en in known}
+        self.new: list[CacheRow] = []
+
+    def get_many(self, model_id: str, hashes: list[str]) -> dict[str, str]:
+        return {h: self.known[(model_id, h)] for h in hashes if (model_id, h) in self.known}
+
+    def put_many(self, model_id: str, rows: list[tuple[str, str, str]], engine: str) -> None:
+        for h, src, en in rows:
+            if (model_id, h) not in self.known:
+                self.known[(model_id, h)] = en
+                self.new.append(CacheRow(model_id, h, src, en, engine))
+
+    def take_new(self) -> list[CacheRow]:
+        """The entries added since the last call (each handed out once)."""
+        taken, self.new = self.new, []
+        return taken
