@@ -65,6 +65,11 @@ def point(name: str) -> None:
         raise InjectedFault(f"injected fault at {name} (hit {_hits[name]})")
 
 
+def reset() -> None:
+    """Forget the counts (a forked child must count its own hits, not its parent's)."""
+    _hits.clear()
+
+
 def hits() -> dict[str, int]:
     """How often each point was reached in this process (tests count a run's transactions)."""
     return dict(_hits)

@@ -117,6 +117,9 @@ def _child(target: Any, *, env: dict[str, str] | None = None) -> int:
     if pid == 0:  # pragma: no cover - the child's exit status is what the parent checks
         code = 1
         try:
+            from pipeline import faults
+
+            faults.reset()  # count this run's transactions, not the parent's earlier tests'
             os.environ.update(env or {})
             target()
             code = 0
@@ -221,9 +224,10 @@ def test_sigkill_at_random_points_then_rerun_equals_a_clean_run(
     no_models = tmp_path / "no-models"  # a cache miss would leave rows pending: visible
 
     def fresh(name: str) -> Settings:
+        """A warehouse copy with its own runtime folder (staging, locks), as a deployment has."""
         wh = tmp_path / f"{name}.duckdb"
         shutil.copyfile(warm, wh)
-        return _settings(wh, tmp_path / "var", no_models)
+        return _settings(wh, tmp_path / f"var-{name}", no_models)
 
     def run_and_dump(settings: Settings, out: Path) -> Any:
         def go() -> None:
