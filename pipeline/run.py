@@ -148,13 +148,40 @@ def step_align(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResul
 
 
 def step_link(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult:
-    """Sentence links, divergences and unique statements inside events (rewritten per event)."""
+    """Sentence links, divergences and unique statements of the events whose inputs changed
+    since their last link (members, texts, English, settings), over one open connection."""
     from pipeline.align.sentences import link_events
     from pipeline.align.vectors import get_embedder
 
     t0 = time.perf_counter()
-    result = link_events(con, None, get_embedder(settings.align.embedder))
+    embedder = get_embedder(settings.align.embedder)
+    result = link_events(con, None, embedder, only_changed=True)
     result.seconds = time.perf_counter() - t0
+    return result
+
+
+def step_link_apart(settings: Settings) -> StageResult:
+    """`step_link` with the file held only to read the changed events' inputs and to write
+    their links: the scoring (and any sentence embedding) runs with no database open."""
+    from pipeline.align.sentences import compute_links, read_link_inputs
+    from pipeline.align.vectors import get_embedder
+
+    t0 = time.perf_counter()
+    result = StageResult("link")
+    embedder = get_embedder(settings.align.embedder)
+    if embedder is None:
+        log.warning("link: no embedder; sentence links and divergences are not computed")
+        result.add("skipped_no_embedder")
+        return result
+    with warehouse.open_warehouse(settings, read_only=True, purpose="link: read") as con:
+        inputs = read_link_inputs(con, None, embedder, only_changed=True)
+    if inputs.skipped:
+        result.add("events_unchanged", inputs.skipped)
+    output = compute_links(inputs, embedder, result)
+    with warehouse.open_warehouse(settings, purpose="link: write") as con:
+        warehouse.load_links(con, output)
+    result.seconds = time.perf_counter() - t0
+    log.info("link: %s in %.1fs", result.counts, result.seconds)
     return result
 
 
@@ -218,7 +245,7 @@ def step_report(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResu
 # DuckDB locks the whole file for as long as a connection is open, so an analyst's query (or
 # another load) waits for every second a step keeps it. The steps below read in one short
 # connection, do their slow work (segmenting, models, embedding) with no database open, and
-# write in another short one; only align's clustering and link still run inside a connection.
+# write in another short one; only align's clustering still runs inside a connection.
 
 
 def step_segment_apart(settings: Settings) -> StageResult:
@@ -422,11 +449,6 @@ def _run_align(ctx: RunContext) -> StageResult:
         return step_align(con, ctx.settings)
 
 
-def _run_link(ctx: RunContext) -> StageResult:
-    with warehouse.open_warehouse(ctx.settings, purpose="link") as con:
-        return step_link(con, ctx.settings)
-
-
 def _run_watch(ctx: RunContext) -> StageResult:
     with warehouse.open_warehouse(ctx.settings, purpose="watch") as con:
         return step_watch(con, ctx.settings)
@@ -448,7 +470,7 @@ RUN_STEPS: list[tuple[str, RunStep]] = [
     ("embed", lambda ctx: step_embed(ctx.settings)),
     ("align", _run_align),
     ("embed_segments", lambda ctx: step_embed_segments(ctx.settings)),
-    ("link", _run_link),
+    ("link", lambda ctx: step_link_apart(ctx.settings)),
     ("watch", _run_watch),
     ("report", _run_report),
 ]
