@@ -139,10 +139,10 @@ def step_align(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResul
     first run, or one after the settings or the assignments changed, replays history once.
     """
     from pipeline.align.state import align_new
-    from pipeline.align.vectors import get_embedder
+    from pipeline.align.vectors import embedder_for
 
     t0 = time.perf_counter()
-    result = align_new(con, settings.align, get_embedder(settings.align.embedder))
+    result = align_new(con, settings.align, embedder_for(settings.align))
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -151,10 +151,10 @@ def step_link(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult
     """Sentence links, divergences and unique statements of the events whose inputs changed
     since their last link (members, texts, English, settings), over one open connection."""
     from pipeline.align.sentences import link_events
-    from pipeline.align.vectors import get_embedder
+    from pipeline.align.vectors import embedder_for
 
     t0 = time.perf_counter()
-    embedder = get_embedder(settings.align.embedder)
+    embedder = embedder_for(settings.align)
     result = link_events(con, None, embedder, only_changed=True)
     result.seconds = time.perf_counter() - t0
     return result
@@ -164,11 +164,11 @@ def step_link_apart(settings: Settings) -> StageResult:
     """`step_link` with the file held only to read the changed events' inputs and to write
     their links: the scoring (and any sentence embedding) runs with no database open."""
     from pipeline.align.sentences import compute_links, read_link_inputs
-    from pipeline.align.vectors import get_embedder
+    from pipeline.align.vectors import embedder_for
 
     t0 = time.perf_counter()
     result = StageResult("link")
-    embedder = get_embedder(settings.align.embedder)
+    embedder = embedder_for(settings.align)
     if embedder is None:
         log.warning("link: no embedder; sentence links and divergences are not computed")
         result.add("skipped_no_embedder")
@@ -213,10 +213,10 @@ def step_watch(
     result.add("indexed", refresh.changed)
     watches = list_watches(con)
     if watches:
-        from pipeline.align.vectors import get_embedder
+        from pipeline.align.vectors import embedder_for
 
         needs_vectors = any(w.mode != "lexical" for w in watches)
-        embedder = get_embedder(settings.align.embedder) if needs_vectors else None
+        embedder = embedder_for(settings.align) if needs_vectors else None
         for m in match_all(con, embedder, semantic_floor=settings.watch.semantic_min_score):
             result.add("alerts", len(m.new_alerts))
             result.add("held_back", m.held_back)
@@ -301,12 +301,12 @@ def step_embed(settings: Settings) -> StageResult:
     and their cached vectors, the embedder over those missing or changed, a short write of
     `article_vectors`. `step_align` then finds every vector cached and only clusters."""
     from pipeline.align.vector_cache import embed_articles, load_vectors, store_vectors
-    from pipeline.align.vectors import article_embedding_text, get_embedder
+    from pipeline.align.vectors import article_embedding_text, embedder_for
     from pipeline.records import sha256_text
 
     t0 = time.perf_counter()
     result = StageResult("embed")
-    embedder = get_embedder(settings.align.embedder)
+    embedder = embedder_for(settings.align)
     if embedder is None:
         result.add("skipped_no_embedder")
         return result
@@ -356,12 +356,12 @@ def step_embed_segments(settings: Settings) -> StageResult:
     import numpy as np
     import pyarrow as pa
 
-    from pipeline.align.vectors import get_embedder
+    from pipeline.align.vectors import embedder_for
     from pipeline.records import sha256_text
 
     t0 = time.perf_counter()
     result = StageResult("embed_segments")
-    embedder = get_embedder(settings.align.embedder)
+    embedder = embedder_for(settings.align)
     if embedder is None:
         result.add("skipped_no_embedder")
         return result
