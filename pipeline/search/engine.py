@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 from pipeline.search.filters import SearchFilters
 from pipeline.search.fuse import ranked, rrf
 from pipeline.search.lexical import search_lexical
-from pipeline.search.semantic import SemanticUnavailable, embed_query, search_semantic
+from pipeline.search.semantic import (
+    SemanticUnavailable,
+    best_sentences,
+    embed_query,
+    search_semantic,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -91,9 +96,12 @@ def search(
     embedder: Embedder | None = None,
     candidates: int = CANDIDATES,
     with_aligned: bool = True,
+    scan: bool = False,
 ) -> SearchResult:
     """Ranked hits for `query`. `embedder` is needed for semantic and hybrid modes; hybrid
-    without one degrades to lexical (noted in the result), semantic without one raises."""
+    without one degrades to lexical (noted in the result), semantic without one raises.
+    `scan=True` runs the semantic half as a SQL scan instead of the in-memory matrix (the
+    reference the bench and tests compare with; same hits)."""
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
     filters = filters or SearchFilters()
@@ -103,6 +111,7 @@ def search(
     seg: dict[str, int] = {}
     raw: dict[str, float] = {}
     used = mode
+    qv = None
     if mode in ("semantic", "hybrid"):
         if embedder is None:
             if mode == "semantic":
@@ -112,14 +121,14 @@ def search(
             notes.append("no embedder here: lexical results only")
             used = "lexical"
         else:
+            qv = embed_query(embedder, query)
+            # the closest sentence is looked up below, for the hits shown only
             sem = search_semantic(
-                con, embed_query(embedder, query), embedder.name, filters, limit=candidates
+                con, qv, embedder.name, filters, limit=candidates, sentences=False, scan=scan
             )
             sem_ids = [h.article_id for h in sem]
             for sh in sem:
                 raw[sh.article_id] = sh.score
-                if sh.seg_no is not None:
-                    seg[sh.article_id] = sh.seg_no
             if not sem:
                 notes.append(f"no article vectors of {embedder.name} match the filters")
     if used in ("lexical", "hybrid"):
@@ -137,6 +146,9 @@ def search(
         order = lex_ids if used == "lexical" else sem_ids
         scores = raw
     order = order[:limit]
+    if qv is not None and embedder is not None:
+        lacking = [a for a in order if a not in seg]
+        seg.update(best_sentences(con, qv, embedder.name, lacking))
     lex_rank = {a: i for i, a in enumerate(lex_ids, start=1)}
     sem_rank = {a: i for i, a in enumerate(sem_ids, start=1)}
     hits = _hydrate(con, order, seg, scores, lex_rank, sem_rank, with_aligned=with_aligned)
@@ -148,10 +160,15 @@ def search(
     return SearchResult(query, used, hits, notes)
 
 
-_ENGLISH = """
-    SELECT article_id, seg_no, arg_max(text_en, created_at) AS english
-    FROM translations WHERE model_id <> 'identity' GROUP BY article_id, seg_no
-"""
+def _english(keys: str) -> str:
+    """The latest English of the sentences in the CTE `keys` (article_id, seg_no) only: a
+    translations table of millions of rows is read for the hits' keys, not aggregated whole."""
+    return f"""
+        SELECT t.article_id, t.seg_no, arg_max(t.text_en, t.created_at) AS english
+        FROM translations t SEMI JOIN {keys} kk
+          ON kk.article_id = t.article_id AND kk.seg_no = t.seg_no
+        WHERE t.model_id <> 'identity' GROUP BY t.article_id, t.seg_no
+    """
 
 
 def _hydrate(
@@ -170,7 +187,7 @@ def _hydrate(
     rows = con.execute(
         f"""
         WITH k AS (SELECT unnest(?) AS article_id, unnest(?) AS seg_no),
-        en AS ({_ENGLISH})
+        en AS ({_english("k")})
         SELECT k.article_id, ea.event_id, e.label, coalesce(o.name, a.outlet_id), a.outlet_id,
                a.lang, a.published_at, a.title, a.url, k.seg_no,
                coalesce(s.text, a.title),
@@ -222,15 +239,18 @@ def _aligned(
         f"""
         WITH k AS (SELECT unnest(?) AS article_id, unnest(?) AS seg_no),
         pairs AS (
-            SELECT article_a AS aid, seg_a AS sno, article_b AS oid, seg_b AS oseg, score
-            FROM segment_links
+            SELECT l.article_a AS aid, l.seg_a AS sno, l.article_b AS oid, l.seg_b AS oseg,
+                   l.score
+            FROM segment_links l JOIN k ON k.article_id = l.article_a AND k.seg_no = l.seg_a
             UNION ALL
-            SELECT article_b, seg_b, article_a, seg_a, score FROM segment_links
+            SELECT l.article_b, l.seg_b, l.article_a, l.seg_a, l.score
+            FROM segment_links l JOIN k ON k.article_id = l.article_b AND k.seg_no = l.seg_b
         ),
-        en AS ({_ENGLISH})
+        other AS (SELECT DISTINCT oid AS article_id, oseg AS seg_no FROM pairs),
+        en AS ({_english("other")})
         SELECT p.aid, p.sno, coalesce(o.name, a.outlet_id), a.outlet_id, s.lang, p.oid, p.oseg,
                s.text, CASE WHEN s.lang = 'en' THEN s.text ELSE en.english END, p.score
-        FROM k JOIN pairs p ON p.aid = k.article_id AND p.sno = k.seg_no
+        FROM pairs p
         JOIN articles a ON a.article_id = p.oid
         LEFT JOIN outlets o ON o.outlet_id = a.outlet_id
         JOIN segments s ON s.article_id = p.oid AND s.seg_no = p.oseg
