@@ -69,8 +69,12 @@ def cache_path(settings: Settings, catalog: str) -> Path:
 
 
 def _is_lock_error(exc: BaseException) -> bool:
+    """Another process holds the file (its lock), or another connection of this process has
+    it attached (DuckDB's unique file handle)."""
     text = str(exc).lower()
-    return "lock" in text and ("conflict" in text or "could not set" in text)
+    return ("lock" in text and ("conflict" in text or "could not set" in text)) or (
+        "already attached" in text
+    )
 
 
 @contextmanager
@@ -92,7 +96,7 @@ def search_index(con: duckdb.DuckDBPyConnection, settings: Settings) -> Iterator
     except duckdb.Error as exc:
         if not _is_lock_error(exc):
             raise
-        private = path.with_name(f"{path.stem}-{os.getpid()}.duckdb")
+        private = path.with_name(f"{path.stem}-{os.getpid()}-{id(con):x}.duckdb")
         log.info("search index cache %s is in use: building a private copy %s", path, private)
         con.execute(f"ATTACH '{_sql(str(private))}' AS {CACHE_ALIAS}")
     try:

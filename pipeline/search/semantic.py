@@ -100,7 +100,7 @@ def _scan(
             SELECT article_id, score FROM (
                 SELECT v.article_id, list_cosine_similarity(v.vector, ?::FLOAT[]) AS score
                 FROM article_vectors v JOIN articles a USING (article_id)
-                WHERE v.embedder = ? {where}
+                WHERE v.embedder = ? AND list_dot_product(v.vector, v.vector) > 0 {where}
             ) WHERE true {floor}
             ORDER BY score DESC, article_id
             LIMIT ?

@@ -53,13 +53,14 @@ class VectorMatrix:
     outlets: list[str]
     published_us: np.ndarray  # int64 microseconds since the epoch; _NO_TIME when unknown
     load_s: float = 0.0
+    valid: np.ndarray | None = None  # rows with a non-zero vector; None: all of them
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def mask(self, filters: SearchFilters) -> np.ndarray | None:
         """Rows passing the filters; None when nothing is filtered."""
-        keep: np.ndarray | None = None
+        keep: np.ndarray | None = self.valid
 
         def both(m: np.ndarray) -> None:
             nonlocal keep
@@ -169,6 +170,7 @@ def _load(con: duckdb.DuckDBPyConnection, embedder: str, fp: tuple[Any, ...]) ->
         np.divide(vectors, norms, out=vectors, where=norms > 0)
     else:
         vectors = np.zeros((0, 0), dtype=np.float32)
+        norms = np.zeros((0, 1), dtype=np.float32)
     langs_col = [x if x is not None else "" for x in table.column("lang").to_pylist()]
     outlets_col = [str(x) for x in table.column("outlet_id").to_pylist()]
     langs = sorted(set(langs_col))
@@ -186,6 +188,8 @@ def _load(con: duckdb.DuckDBPyConnection, embedder: str, fp: tuple[Any, ...]) ->
         outlets=outlets,
         published_us=np.array([_NO_TIME if p is None else p for p in published], np.int64),
     )
+    if n and not (norms > 0).all():  # a zero vector has no direction: never a hit
+        matrix.valid = (norms > 0).reshape(-1)
     matrix.load_s = time.perf_counter() - t0
     log.info("search: %d article vectors of %s loaded in %.2fs", n, embedder, matrix.load_s)
     return matrix
