@@ -1,19 +1,28 @@
 """Search latency on synthetic warehouses of 10,000 and 100,000 articles.
 
 Each article: 2 sentences of Zipf-drawn Hebrew, Arabic or English words (with proclitic
-prefixes glued on, as in real text), a 384-d unit vector drawn around one of 2,000 topic
-centres (like e5 vectors of news, which cluster), and an event. Queries: 40 one-to-three-word
-queries in the three languages, through the same `search()` the CLI uses, in hybrid mode
-(BM25 + exact cosine + RRF + hydration of hits with their aligned sentences); the e5 query
-embedding is timed apart (`embed_p50_ms`) and not included in p50/p95.
+prefixes glued on, as in real text), English for half the he/ar sentences, 384-d article and
+sentence vectors drawn around one of 2,000 topic centres (like e5 vectors of news, which
+cluster), an event per topic and a sentence link to the next article of the event. Ids are
+hashes, as the pipeline makes them, so rows sit on disk in no id order. The warehouses are
+built once and kept under var/bench (git-ignored); each run works on a copy.
 
-Also measured, as ratios inside this run:
-- the search index: a full refresh vs an incremental one after 1% new articles (normalise only
-  the new sentences, then rebuild the fts index), and the rebuild alone;
-- lexical: our set-based BM25 vs fts's `match_bm25` macro (the baseline);
-- semantic at 10k: exact cosine scan vs a vss HNSW index (build time and query time).
+Queries: 40 one-to-three-word queries in the three languages, through the same `search()` the
+CLI uses, timed per mode (lexical, semantic, hybrid = BM25 + exact cosine + RRF, each with the
+hydration of its 10 hits and their aligned sentences) and for hybrid with a language filter;
+the e5 query embedding is timed apart (`embed_p50_ms`) and not included. Also measured in the
+same run:
+- old/new: the search code before this change (`--baseline`, a git revision, run in a fresh
+  process on the same file) against the current code, p50 and p95 per mode;
+- the semantic half as the exact SQL scan (`scan=True`, the reference) against the in-memory
+  matrix, and that both return the same hits; the one-off matrix load and the per-query
+  fingerprint check;
+- lexical: our BM25 over term-sorted postings vs fts's `match_bm25` macro;
+- the search index: the cached full refresh and an incremental one after 1% new sentences;
+- optionally (`--hnsw`) a vss HNSW index over the same vectors.
 
-Last line: `p50_ms_100k=X p95_ms_100k=Y`.
+Prints the load average with the figures (the machine is shared). Last line:
+`p50_ms_100k=X p95_ms_100k=Y` (hybrid).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.duckdb_ext import load_extension  # noqa: E402
+from pipeline.records import article_id_for  # noqa: E402
 from pipeline.search.engine import search  # noqa: E402
 from pipeline.search.filters import SearchFilters  # noqa: E402
 from pipeline.search.lexical import FTS_SCHEMA, refresh_index  # noqa: E402
@@ -138,7 +148,10 @@ def _vocab(lang: str) -> list[str]:
     return WORDS[lang] + filler
 
 
-BUILD_VERSION = 2  # bump when build() changes: the cached warehouses are rebuilt
+# The search code before the in-memory vectors, postings and filtered hydration (issue 12's
+# first figures came from it): timed on the same warehouse files for the old/new ratios.
+BASELINE_REV = "07994b0"
+BUILD_VERSION = 3  # bump when build() changes: the cached warehouses are rebuilt
 
 
 def build(path: Path, n: int, seed: int = 0) -> None:
@@ -156,7 +169,9 @@ def build(path: Path, n: int, seed: int = 0) -> None:
     zipf = {lang: 1.0 / np.arange(1, len(v) + 1) ** 1.1 for lang, v in vocab.items()}
     for lang in zipf:
         zipf[lang] /= zipf[lang].sum()
-    ids = [f"a{i:07d}" for i in range(n)]
+    # ids as the pipeline makes them (a hash of the URL): rows are stored in arrival order, so
+    # a lookup by id finds no help in DuckDB's min/max zone maps, as in a real warehouse
+    ids = [article_id_for(f"http://bench/{i}") for i in range(n)]
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     published = [t0 + timedelta(minutes=int(m)) for m in rng.integers(0, 525_600, n)]
     seg_rows: dict[str, list[object]] = {k: [] for k in ("article_id", "seg_no", "text", "lang")}
@@ -186,10 +201,13 @@ def build(path: Path, n: int, seed: int = 0) -> None:
     svecs /= np.linalg.norm(svecs, axis=1, keepdims=True)
     order = np.lexsort((np.arange(n), topic))  # articles by event, then id
     link_a, link_b = [], []
+    link_event = []
     for i, j in zip(order[:-1], order[1:], strict=True):
         if topic[i] == topic[j]:
-            link_a.append(ids[min(i, j)])
-            link_b.append(ids[max(i, j)])
+            a, b = sorted((ids[i], ids[j]))
+            link_a.append(a)
+            link_b.append(b)
+            link_event.append(f"ev{topic[i]}")
     with warehouse.open_warehouse(settings) as con:
         arts = pa.table(
             {
@@ -250,7 +268,7 @@ def build(path: Path, n: int, seed: int = 0) -> None:
         )
         links = pa.table(
             {
-                "event_id": [f"ev{topic[int(a[1:])]}" for a in link_a],
+                "event_id": link_event,
                 "article_a": link_a,
                 "seg_a": pa.array([0] * len(link_a), type=pa.int32()),
                 "article_b": link_b,
@@ -372,7 +390,14 @@ def _timed(fn: Callable[[str], object], qs: list[str]) -> list[float]:
 
 
 def run_size(
-    n: int, cache: Path, work: Path, embedder: _VectorOf, *, hnsw: bool, old_queries: int
+    n: int,
+    cache: Path,
+    work: Path,
+    embedder: _VectorOf,
+    *,
+    hnsw: bool,
+    old_queries: int,
+    baseline: Path | None,
 ) -> dict[str, float]:
     import duckdb
 
@@ -420,13 +445,12 @@ def run_size(
         out[f"{mode}_p50_ms"], out[f"{mode}_p95_ms"] = pct(lat, 50), pct(lat, 95)
     lat = _timed(run("hybrid", langs=("he", "ar")), qs)
     out["hybrid_filtered_p50_ms"], out["hybrid_filtered_p95_ms"] = pct(lat, 50), pct(lat, 95)
-    # the former path, same queries: the semantic half as a SQL scan over FLOAT[] lists
+    # the semantic half as the exact SQL scan (the reference `scan=True`), same queries
     sub = qs[:old_queries]
-    for mode in ("semantic", "hybrid"):
-        new = _timed(run(mode), sub)
-        old = _timed(run(mode, scan=True), sub)
-        out[f"{mode}_scan_p50_ms"], out[f"{mode}_scan_p95_ms"] = pct(old, 50), pct(old, 95)
-        out[f"{mode}_same_p50_ms"] = pct(new, 50)
+    new = _timed(run("semantic"), sub)
+    old = _timed(run("semantic", scan=True), sub)
+    out["semantic_scan_p50_ms"], out["semantic_scan_p95_ms"] = pct(old, 50), pct(old, 95)
+    out["semantic_same_p50_ms"] = pct(new, 50)
     same = all(
         [h.article_id for h in search_semantic(con, v, EMBEDDER, SearchFilters(), limit=20)]
         == [
@@ -447,10 +471,15 @@ def run_size(
         sub,
     )
     out["bm25_ms"], out["bm25_macro_ms"] = statistics.median(ours), statistics.median(macro)
+    if baseline is not None:  # the code before this change, on the same file, in this run
+        con.close()
+        out.update(_baseline(baseline, path, sub))
+        con = duckdb.connect(str(path))
     # index upkeep: 1% new sentences -> only those are normalised, then the index is rebuilt
     con.execute(
         "INSERT INTO segments SELECT article_id, seg_no + 2, para_no, text, lang FROM segments "
-        f"WHERE seg_no = 0 AND article_id < 'a{n // 100:07d}'"
+        "WHERE seg_no = 0 AND article_id IN "
+        f"(SELECT article_id FROM articles ORDER BY article_id LIMIT {n // 100})"
     )
     inc = refresh_index(con)
     out["index_incremental_s"] = inc.normalise_s + inc.rebuild_s
@@ -459,6 +488,72 @@ def run_size(
         out.update(_hnsw(con, [embedder.embed_query(q) for q in sub]))
     con.close()
     return out
+
+
+# Times `search()` of another checkout of the code (the baseline) on the same warehouse file,
+# in a fresh process so that its `pipeline` package is the one imported. Query vectors are
+# random unit vectors (the timing does not depend on them).
+_WORKER = """
+import json, sys, time
+import numpy as np
+path, src, queries = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+sys.path.insert(0, src)
+import duckdb
+from pipeline.search.engine import search
+class Emb:
+    name = "bench-e5"
+    def __init__(self):
+        self.rng = np.random.default_rng(11)
+    def embed_query(self, text):
+        v = self.rng.standard_normal(384).astype(np.float32)
+        return v / np.linalg.norm(v)
+    def embed(self, texts):
+        return np.stack([self.embed_query(t) for t in texts])
+con = duckdb.connect(path, read_only=True)
+emb = Emb()
+for q in queries[:3]:
+    search(con, q, embedder=emb, limit=10)
+out = {}
+for mode in ("lexical", "semantic", "hybrid"):
+    lat = []
+    for q in queries:
+        t = time.perf_counter()
+        search(con, q, mode=mode, embedder=emb, limit=10)
+        lat.append((time.perf_counter() - t) * 1000)
+    out[f"base_{mode}_p50_ms"] = float(np.percentile(lat, 50))
+    out[f"base_{mode}_p95_ms"] = float(np.percentile(lat, 95))
+print(json.dumps(out))
+"""
+
+
+def _baseline(src: Path, path: Path, qs: list[str]) -> dict[str, float]:
+    import json
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKER, str(path), str(src), json.dumps(qs)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _checkout(rev: str, into: Path) -> Path:
+    """`rev`'s pipeline package, extracted (git archive) into `into`."""
+    import io
+    import subprocess
+    import tarfile
+
+    root = Path(__file__).resolve().parent.parent
+    data = subprocess.run(
+        ["git", "-C", str(root), "archive", "--format=tar", rev, "pipeline"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(into, filter="data")
+    return into
 
 
 def _hnsw(con: object, qv: list[np.ndarray]) -> dict[str, float]:
@@ -497,7 +592,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--no-e5", action="store_true", help="random query vectors")
     parser.add_argument("--hnsw", action="store_true", help="also build a vss HNSW index (slow)")
-    parser.add_argument("--old-queries", type=int, default=10, help="queries for the old path")
+    parser.add_argument("--old-queries", type=int, default=10, help="queries for the SQL scan")
+    parser.add_argument(
+        "--baseline",
+        default=BASELINE_REV,
+        help="git revision whose search code is timed on the same files ('' to skip)",
+    )
     parser.add_argument(
         "--cache",
         type=Path,
@@ -515,16 +615,28 @@ def main() -> None:
     print(f"load average at start: {_load_average()} ({os.cpu_count()} cores)", flush=True)
     results: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        base = _checkout(args.baseline, Path(tmp) / "baseline") if args.baseline else None
         for n in (int(s) for s in args.sizes.split(",")):
             r = run_size(
-                n, args.cache, Path(tmp), embedder, hnsw=args.hnsw, old_queries=args.old_queries
+                n,
+                args.cache,
+                Path(tmp),
+                embedder,
+                hnsw=args.hnsw,
+                old_queries=args.old_queries,
+                baseline=base,
             )
             results[n] = r
             print(f"n={n} " + " ".join(f"{k}={v:.3f}" for k, v in r.items()), flush=True)
+            base_ratios = "".join(
+                f", {m} p50 {r[f'base_{m}_p50_ms'] / r[f'{m}_p50_ms']:.1f}x"
+                f" p95 {r[f'base_{m}_p95_ms'] / r[f'{m}_p95_ms']:.1f}x"
+                for m in ("lexical", "semantic", "hybrid")
+                if f"base_{m}_p50_ms" in r
+            )
             print(
-                f"  ratios (old/new, same run): semantic p50 "
-                f"{r['semantic_scan_p50_ms'] / r['semantic_same_p50_ms']:.1f}x, hybrid p50 "
-                f"{r['hybrid_scan_p50_ms'] / r['hybrid_same_p50_ms']:.1f}x, bm25 macro/ours "
+                f"  ratios (old/new, same run){base_ratios}; semantic SQL scan/matrix p50 "
+                f"{r['semantic_scan_p50_ms'] / r['semantic_same_p50_ms']:.1f}x; bm25 macro/ours "
                 f"{r['bm25_macro_ms'] / r['bm25_ms']:.1f}x"
                 + (
                     f", scan/hnsw {r['semantic_scan_p50_ms'] / r['hnsw_ms']:.1f}x"

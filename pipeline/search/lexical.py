@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["FTS_SCHEMA", "IndexRefresh", "refresh_index", "search_lexical", "match_all_words"]
 
-INDEX_LAYOUT = 2  # bump when the derived tables change: an index of another layout is rebuilt
+INDEX_LAYOUT = 4  # bump when the derived tables change: an index of another layout is rebuilt
 _TEMP = "_parallax_search_docs_in"
 _DOC_COLUMNS = [
     "doc_id",
@@ -257,46 +257,45 @@ def rebuild_index(
     are pre-folded in Python; fts only lower-cases, splits on non-letters and Porter-stems
     (which leaves Hebrew/Arabic alone). Beside a DuckLake, `search_docs` is copied into the
     local cache first and the index built there."""
-    from pipeline.warehouse import transaction
-
     load_extension(con, "fts")
     generation = _generation(con) if generation is None else generation
     articles = _articles_version(con) if articles is None else articles
     home = str(con.execute("SELECT current_database()").fetchall()[0][0])
     catalog = _index_catalog(con)
-    with transaction(con):
-        if catalog != home:
-            con.execute(
-                f'CREATE OR REPLACE TABLE "{catalog}".main.search_docs AS '
-                f'SELECT * FROM "{home}".main.search_docs'
-            )
-            con.execute(f'USE "{catalog}"')
-        try:
-            con.execute(
-                "PRAGMA create_fts_index('search_docs', 'doc_id', 'original_terms', "
-                "'english_terms', stemmer = 'porter', stopwords = 'english', "
-                "ignore = '[^\\p{L}\\p{N}]+', strip_accents = 0, lower = 1, overwrite = 1)"
-            )
-        finally:
-            if catalog != home:
-                con.execute(f'USE "{home}"')
-        f = fts(con)
+    # No enclosing transaction: fts builds its tables far slower inside one (136 s against
+    # 8 s at 10,000 articles). `built`, written last, is what marks the index complete.
+    if catalog != home:
         con.execute(
-            f"""
-            CREATE OR REPLACE TABLE {f}.postings AS
-            WITH tf AS (
-                SELECT termid, docid, count(*) AS tf FROM {f}.terms GROUP BY termid, docid
-            )
-            SELECT tf.termid, tf.docid,
-                   ln((st.num_docs - d.df + 0.5) / (d.df + 0.5) + 1)
-                   * (tf.tf * 2.2) / (tf.tf + 1.2 * (0.25 + 0.75 * dd.len / st.avgdl)) AS weight
-            FROM tf JOIN {f}.dict d USING (termid) JOIN {f}.docs dd USING (docid)
-            CROSS JOIN {f}.stats st
-            ORDER BY tf.termid, tf.docid
-            """
+            f'CREATE OR REPLACE TABLE "{catalog}".main.search_docs AS '
+            f'SELECT * FROM "{home}".main.search_docs'
         )
-        con.execute(_docmeta_sql(con))
-        _write_built(con, generation, articles)
+        con.execute(f'USE "{catalog}"')
+    try:
+        con.execute(
+            "PRAGMA create_fts_index('search_docs', 'doc_id', 'original_terms', "
+            "'english_terms', stemmer = 'porter', stopwords = 'english', "
+            "ignore = '[^\\p{L}\\p{N}]+', strip_accents = 0, lower = 1, overwrite = 1)"
+        )
+    finally:
+        if catalog != home:
+            con.execute(f'USE "{home}"')
+    f = fts(con)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {f}.postings AS
+        WITH tf AS (
+            SELECT termid, docid, count(*) AS tf FROM {f}.terms GROUP BY termid, docid
+        )
+        SELECT tf.termid, tf.docid,
+               ln((st.num_docs - d.df + 0.5) / (d.df + 0.5) + 1)
+               * (tf.tf * 2.2) / (tf.tf + 1.2 * (0.25 + 0.75 * dd.len / st.avgdl)) AS weight
+        FROM tf JOIN {f}.dict d USING (termid) JOIN {f}.docs dd USING (docid)
+        CROSS JOIN {f}.stats st
+        ORDER BY tf.termid, tf.docid
+        """
+    )
+    con.execute(_docmeta_sql(con))
+    _write_built(con, generation, articles)
 
 
 @dataclass(frozen=True)
@@ -309,12 +308,14 @@ class LexicalHit:
 # BM25 (k1 = 1.2, b = 0.75, the fts defaults) summed over the query's terms from `postings`,
 # reading only the row groups of those terms. Same scores as fts's `match_bm25` macro, but it
 # also serves all-words matching: the macro counts stop words among the query's tokens, so with
-# `conjunctive := 1` a query containing "the" never matches. Tokens are the fts tokenizer's,
-# stop words dropped, then Porter-stemmed as at index time.
+# `conjunctive := 1` a query containing "the" never matches. The query's terms come folded and
+# split by `normalise` (letters and digits only: exactly the fts tokenizer's tokens, so its
+# macro, a few ms per query, is not needed), lower-cased as fts does, stop words dropped, then
+# Porter-stemmed as at index time.
 def _bm25_sql(f: str, where: str) -> str:
     return f"""
     WITH tok AS (
-        SELECT DISTINCT unnest({f}.tokenize(?)) AS w
+        SELECT DISTINCT lower(unnest(?::VARCHAR[])) AS w
     ), q AS (
         SELECT DISTINCT stem(w, 'porter') AS t FROM tok
         WHERE w <> '' AND w NOT IN (SELECT sw FROM {f}.stopwords)
@@ -352,7 +353,7 @@ def _article_scores(
     where, params = filters.sql("m")
     sql = _bm25_sql(fts(con), where) + ("LIMIT ?" if limit is not None else "")
     rows = con.execute(
-        sql, [" ".join(terms), conjunctive, *params, *([limit] if limit is not None else [])]
+        sql, [list(terms), conjunctive, *params, *([limit] if limit is not None else [])]
     ).fetchall()
     return [(r[0], int(r[1]), float(r[2])) for r in rows]
 

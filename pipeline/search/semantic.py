@@ -77,7 +77,8 @@ def search_semantic(
         rows = matrix.top_k(query_vec, filters, limit, min_score=min_score)
     if not rows:
         return []
-    best = best_sentences(con, query_vec, embedder_name, [r[0] for r in rows]) if sentences else {}
+    ids = [r[0] for r in rows]
+    best = best_sentences(con, query_vec, embedder_name, ids, scan=scan) if sentences else {}
     return [SemanticHit(r[0], best.get(r[0]), float(r[1])) for r in rows]
 
 
@@ -115,10 +116,19 @@ def best_sentences(
     query_vec: np.ndarray,
     embedder_name: str,
     article_ids: list[str],
+    *,
+    scan: bool = False,
 ) -> dict[str, int]:
-    """The sentence closest to the query in each article, where sentence vectors exist."""
+    """The sentence closest to the query in each article, where sentence vectors exist: from
+    the in-memory sentence matrix, or (`scan=True`) in SQL. The SQL form reads the vector
+    column of every row group it touches (DuckDB has no late materialisation here): about a
+    second per query at 200,000 sentences."""
     if not article_ids:
         return {}
+    if not scan:
+        from pipeline.search.vector_index import sentence_matrix
+
+        return sentence_matrix(con, embedder_name).best(query_vec, list(article_ids))
     return {
         r[0]: int(r[1])
         for r in con.execute(

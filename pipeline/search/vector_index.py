@@ -6,9 +6,9 @@ milliseconds (bench/bench_search.py prints both, measured in the same run). The 
 loaded once per process and warehouse, and reused while a fingerprint of what it was built
 from is unchanged:
 
-- `article_vectors` of the embedder: row count and an order-free hash of (article_id,
-  text_sha256) — a vector changes only with its article's text hash or the embedder's name
-  (`Embedder.name` changes whenever vectors would);
+- `article_vectors` of the embedder: row count and an order-free hash (xor) of the text hashes
+  — a vector changes only with its article's text hash or the embedder's name (`Embedder.name`
+  changes whenever vectors would), and rows come and go with the count;
 - `articles`: row count, the sum of versions and the latest update — an article's language,
   outlet and time (the filters, kept beside the matrix) change only when it is added or edited.
 
@@ -117,7 +117,33 @@ def _micros(when: Any) -> int:
     return int(when.timestamp() * 1_000_000)
 
 
+@dataclass
+class SentenceMatrix:
+    """Unit sentence vectors of one embedder, grouped by article: which sentence of a hit is
+    closest to the query. float16 (half the memory; only a hit's few rows are ever multiplied)."""
+
+    fingerprint: tuple[Any, ...]
+    rows: dict[str, tuple[int, int]]  # article_id -> [start, end) rows
+    seg_no: np.ndarray  # int32 per row
+    vectors: np.ndarray  # (n, dim) float16
+    load_s: float = 0.0
+
+    def best(self, query: np.ndarray, article_ids: list[str]) -> dict[str, int]:
+        """The closest sentence of each article that has sentence vectors (ties: lowest
+        seg_no)."""
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        out: dict[str, int] = {}
+        for aid in article_ids:
+            span = self.rows.get(aid)
+            if span is None:
+                continue
+            scores = self.vectors[span[0] : span[1]].astype(np.float32) @ q
+            out[aid] = int(self.seg_no[span[0] + int(np.argmax(scores))])
+        return out
+
+
 _CACHE: OrderedDict[tuple[str, str], VectorMatrix] = OrderedDict()
+_SENTENCES: OrderedDict[tuple[str, str], SentenceMatrix] = OrderedDict()
 _LOCK = threading.Lock()
 
 
@@ -132,7 +158,7 @@ def _warehouse_key(con: duckdb.DuckDBPyConnection) -> str:
 def fingerprint(con: duckdb.DuckDBPyConnection, embedder: str) -> tuple[Any, ...]:
     """What the matrix was built from, in two cheap scans (see the module docstring)."""
     vec = con.execute(
-        "SELECT count(*), coalesce(bit_xor(hash(article_id, text_sha256)), 0) "
+        "SELECT count(*), coalesce(bit_xor(hash(text_sha256)), 0) "
         "FROM article_vectors WHERE embedder = ?",
         [embedder],
     ).fetchall()[0]
@@ -214,7 +240,82 @@ def article_matrix(con: duckdb.DuckDBPyConnection, embedder: str) -> VectorMatri
     return matrix
 
 
+def sentence_fingerprint(con: duckdb.DuckDBPyConnection, embedder: str) -> tuple[Any, ...]:
+    """Sentence vectors are added per article (count) and replaced only with their article's
+    text, which moves the articles' version sum."""
+    n = con.execute(
+        "SELECT count(*) FROM segment_vectors WHERE embedder = ?", [embedder]
+    ).fetchall()[0][0]
+    art = con.execute(
+        "SELECT count(*), coalesce(sum(version), 0), max(updated_at) FROM articles"
+    ).fetchall()[0]
+    return (n, *art)
+
+
+def _load_sentences(
+    con: duckdb.DuckDBPyConnection, embedder: str, fp: tuple[Any, ...]
+) -> SentenceMatrix:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t0 = time.perf_counter()
+    table = con.execute(
+        "SELECT article_id, seg_no, vector FROM segment_vectors WHERE embedder = ? "
+        "ORDER BY article_id, seg_no",
+        [embedder],
+    ).to_arrow_table()
+    n = table.num_rows
+    rows: dict[str, tuple[int, int]] = {}
+    if n:
+        lists = table.column("vector").combine_chunks()
+        lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+        dim = int(lengths.max())
+        if (lengths != dim).any():
+            raise ValueError(f"sentence vectors of {embedder} differ in length")
+        flat = pc.list_flatten(lists).cast(pa.float32()).to_numpy(zero_copy_only=False)
+        vectors = np.array(flat.reshape(n, dim), dtype=np.float32, copy=True)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        np.divide(vectors, norms, out=vectors, where=norms > 0)
+        ids = table.column("article_id").to_pylist()
+        start = 0
+        for i in range(1, n + 1):
+            if i == n or ids[i] != ids[start]:
+                rows[ids[start]] = (start, i)
+                start = i
+        half = vectors.astype(np.float16)
+    else:
+        half = np.zeros((0, 0), dtype=np.float16)
+    matrix = SentenceMatrix(
+        fingerprint=fp,
+        rows=rows,
+        seg_no=np.array(table.column("seg_no").to_pylist(), dtype=np.int32),
+        vectors=half,
+    )
+    matrix.load_s = time.perf_counter() - t0
+    log.info("search: %d sentence vectors of %s loaded in %.2fs", n, embedder, matrix.load_s)
+    return matrix
+
+
+def sentence_matrix(con: duckdb.DuckDBPyConnection, embedder: str) -> SentenceMatrix:
+    """The sentence vectors of `embedder` in this warehouse, cached like `article_matrix`."""
+    key = (_warehouse_key(con), embedder)
+    fp = sentence_fingerprint(con, embedder)
+    with _LOCK:
+        cached = _SENTENCES.get(key)
+        if cached is not None and cached.fingerprint == fp:
+            _SENTENCES.move_to_end(key)
+            return cached
+    matrix = _load_sentences(con, embedder, fp)
+    with _LOCK:
+        _SENTENCES[key] = matrix
+        _SENTENCES.move_to_end(key)
+        while len(_SENTENCES) > MAX_CACHED:
+            _SENTENCES.popitem(last=False)
+    return matrix
+
+
 def clear() -> None:
     """Forget every cached matrix (tests; a process that wants its memory back)."""
     with _LOCK:
         _CACHE.clear()
+        _SENTENCES.clear()
