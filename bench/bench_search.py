@@ -422,6 +422,13 @@ def run_size(
     out["vector_load_s"] = time.perf_counter() - t
     fps = _timed(lambda q: vector_index.fingerprint(con, EMBEDDER), qs[:10])
     out["fingerprint_ms"] = statistics.median(fps)
+    topk = _timed(  # what an HNSW query would replace: fingerprint check + exact top 100
+        lambda q: vector_index.article_matrix(con, EMBEDDER).top_k(
+            embedder.embed_query(q), SearchFilters(), 100
+        ),
+        qs[:10],
+    )
+    out["matrix_top100_ms"] = statistics.median(topk)
     load_extension(con, "fts")
     for q in qs[:3]:  # warm: extension load, caches
         search(con, q, embedder=embedder, limit=10)  # type: ignore[arg-type]
