@@ -509,6 +509,7 @@ def time_embedder(n: int, budget_s: float = 300.0) -> tuple[int, float, str]:
 
 
 def main() -> None:
+    global ARTICLES_PER_DAY, BATCH, TAIL_REPLAY
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--quick", action="store_true", help="1k and 5k only")
@@ -530,6 +531,15 @@ def main() -> None:
     parser.add_argument("--batch-histories", default="1000,10000,100000")
     parser.add_argument("--batches", type=int, default=3, help="batches timed per history")
     parser.add_argument(
+        "--per-day",
+        type=int,
+        default=ARTICLES_PER_DAY,
+        help="stream rate (articles a day): the active window holds 3 days of it",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=BATCH, help="new articles per timed batch (--batch-only)"
+    )
+    parser.add_argument(
         "--check-max", type=int, default=10000, help="compare with a rebuild up to this history"
     )
     parser.add_argument(
@@ -538,6 +548,9 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [1000, 5000] if args.quick else [int(s) for s in args.sizes.split(",")]
     settings = AlignSettings()
+    ARTICLES_PER_DAY, BATCH = args.per_day, args.batch_size
+    # the replayed tail must fill the window (a third more than it holds)
+    TAIL_REPLAY = max(TAIL_REPLAY, int(ARTICLES_PER_DAY * settings.window_hours / 24 * 4 / 3))
     load = os.getloadavg()
     print(
         f"bench_events: {os.cpu_count()} cpus, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
@@ -553,7 +566,7 @@ def main() -> None:
                 h, settings, Path(tmp), args.batches, check=h <= args.check_max
             )
             print(
-                f"batch of {BATCH} new articles after {h:,} stored (step_align's work from the "
+                f"batch of {BATCH:,} new articles after {h:,} stored (step_align's work from the "
                 f"saved state, median of {args.batches}): {batch_s[h]:.3f} s  ({note})"
             )
     batch_ratio = batch_s[100000] / batch_s[1000] if {1000, 100000} <= set(batch_s) else math_nan()

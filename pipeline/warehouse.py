@@ -39,6 +39,7 @@ from pipeline.settings import Settings
 if TYPE_CHECKING:
     import duckdb
 
+    from pipeline.align.sentences import LinkOutput
     from pipeline.translate.cache import CacheRow
 
 log = logging.getLogger(__name__)
@@ -505,6 +506,57 @@ def load_translation_chunk(
             [*_columns(Translation), "created_at"],
             [(*astuple(t), at) for t in translations],
         )
+
+
+@backends.writes("segment_links", "divergences", "link_state", "segment_vectors")
+def load_links(con: duckdb.DuckDBPyConnection, output: LinkOutput) -> None:
+    """The sentence links and divergences of the linked events, replacing theirs, with the
+    inputs hash each was computed from and the sentence vectors embedded for them: one
+    transaction, so a crash leaves every event either relinked or as it was."""
+    from dataclasses import astuple
+
+    import pyarrow as pa
+
+    link_cols = ["event_id", "article_a", "seg_a", "article_b", "seg_b", "score", "method"]
+    div_cols = [*link_cols[:5], "kind", "span_a", "span_b", "value_a", "value_b", "unit"]
+    div_cols += ["english_a", "english_b"]
+    events = sorted(output.per_event)
+    links = [astuple(x) for e in events for x in output.per_event[e][0]]
+    divergences = [astuple(d) for e in events for d in output.per_event[e][1]]
+    with transaction(con):
+        for table in ("segment_links", "divergences", "link_state"):
+            con.execute(f"DELETE FROM {table} WHERE event_id IN (SELECT unnest(?))", [events])
+            if output.orphans:
+                con.execute(
+                    f"DELETE FROM {table} WHERE event_id NOT IN "
+                    "(SELECT DISTINCT event_id FROM event_articles)"
+                )
+        _insert(con, "segment_links", link_cols, links)
+        _insert(con, "divergences", div_cols, divergences)
+        _insert(con, "link_state", ["event_id", "fingerprint"], sorted(output.fingerprints.items()))
+        if output.new_vectors:
+            cols = ["article_id", "seg_no", "embedder", "text_sha256", "vector"]
+            rows = pa.table(
+                {
+                    "article_id": [v[0] for v in output.new_vectors],
+                    "seg_no": pa.array([v[1] for v in output.new_vectors], type=pa.int32()),
+                    "embedder": [v[2] for v in output.new_vectors],
+                    "text_sha256": [v[3] for v in output.new_vectors],
+                    "vector": pa.array(
+                        [v[4] for v in output.new_vectors], type=pa.list_(pa.float32())
+                    ),
+                }
+            )
+            con.register("_parallax_linkvec_in", rows)
+            try:
+                merge_from(
+                    con,
+                    "segment_vectors",
+                    cols,
+                    f"SELECT {', '.join(cols)} FROM _parallax_linkvec_in",
+                )
+            finally:
+                con.unregister("_parallax_linkvec_in")
 
 
 @backends.writes("events", "event_articles")

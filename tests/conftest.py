@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +13,12 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One vector store for the whole session (`align.vector_store`): the many tests that run the
+# pipeline over the same sample texts, in this process or in Airflow/Celery/CLI children that
+# inherit the environment, embed each text once. tests/test_vector_store.py covers the store.
+_VECTORS = tempfile.mkdtemp(prefix="parallax-test-vectors-")
+os.environ.setdefault("PARALLAX_VECTOR_STORE", _VECTORS)
+atexit.register(shutil.rmtree, _VECTORS, ignore_errors=True)
 
 from pipeline.settings import PROJECT_ROOT, Settings, load_settings  # noqa: E402
 

@@ -25,7 +25,7 @@ import json, sys
 from airflow.dag_processing.dagbag import DagBag
 from pipeline.airflow_setup import ensure_pools
 from pipeline.settings import load_settings
-from tests.test_kill_mid_load import dump
+from tests.tables import dump
 
 ensure_pools()
 bag = DagBag(dag_folder=sys.argv[1])

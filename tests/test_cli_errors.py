@@ -74,9 +74,10 @@ def held_lock(env: Settings) -> Iterator[subprocess.Popen[str]]:
 
 
 def test_warehouse_locked_names_the_holder(
-    held_lock: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
+    held_lock: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # the lock is real; only the waits between retries are skipped
+    # the lock is real; the configured wait is short and the sleeps between retries skipped
+    (tmp_path / "parallax.toml").write_text("[lock]\nwait_s = 0.5\n", encoding="utf-8")
     monkeypatch.setattr(warehouse.time, "sleep", lambda s: None)
     res = runner.invoke(app, ["align"])
     _one_line_error(res, 1, "is locked by", f"PID {held_lock.pid}", "wait")

@@ -28,26 +28,11 @@ from typing import Any
 import pytest
 
 from pipeline.settings import PROJECT_ROOT, Settings, load_settings
+from tests.tables import dump
 
 KILLS = 20
 FEEDS = ("haboker", "al-masdar", "daily-ledger")  # one outlet per language, 18 articles
 SEED = 13
-# columns that record when a row was written, not what it says
-CLOCK_COLUMNS = {
-    "first_seen_at",
-    "updated_at",
-    "seen_at",
-    "created_at",
-    "applied_at",
-    "fetched_at",
-    "saved_at",
-    "last_success_at",
-    "last_failure_at",
-    "retry_after",
-    "built_at",
-    "last_attempt",
-    "sent_at",
-}
 KEEP_IN_BASE = {"translation_cache", "schema_version"}
 
 
@@ -77,36 +62,6 @@ def _run(settings: Settings, feeds: list[Path]) -> None:
     from pipeline.run import run_all
 
     run_all(load_outlets(PROJECT_ROOT / "config" / "outlets.toml"), settings, feeds=feeds)
-
-
-def dump(settings: Settings) -> dict[str, list[str]]:
-    """Every table's rows (clock columns left out), sorted, duplicates kept."""
-    from pipeline import warehouse
-
-    out: dict[str, list[str]] = {}
-    with warehouse.open_warehouse(settings, read_only=True) as con:
-        tables = [
-            r[0]
-            for r in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
-                "AND schema_name = 'main' ORDER BY 1"
-            ).fetchall()
-        ]
-        for table in tables:
-            if table == "schema_version":
-                continue
-            cols = [
-                r[0]
-                for r in con.execute(
-                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
-                    "ORDER BY column_index",
-                    [table],
-                ).fetchall()
-                if r[0] not in CLOCK_COLUMNS
-            ]
-            rows = con.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall()
-            out[table] = sorted(repr(r) for r in rows)
-    return out
 
 
 def _child(target: Any, *, env: dict[str, str] | None = None) -> int:

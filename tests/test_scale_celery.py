@@ -69,7 +69,8 @@ def test_celery_stack_matches_single_process_run(
     from pipeline import warehouse
     from pipeline.ingest.outlets import load_outlets
     from pipeline.run import run_all
-    from tests.test_warehouse_lake import same_rows, table_rows
+    from tests.tables import table_rows
+    from tests.test_warehouse_lake import same_rows
 
     # PostgreSQL runs as `postgres` when we are root: its directory must be reachable by it
     state = Path(tempfile.mkdtemp(prefix="parallax-scale-"))
@@ -137,7 +138,7 @@ def test_celery_stack_matches_single_process_run(
 
     try:
         deadline = time.monotonic() + WAIT_S
-        with httpx.Client(base_url=base, timeout=10) as client:
+        with httpx.Client(base_url=base, timeout=60) as client:  # a busy api-server is slow
             wait("the UI address", lambda: base in (tmp_path / "script.log").read_text(), deadline)
             token = wait(
                 "a token", lambda: client.get("/auth/token").json().get("access_token"), deadline

@@ -258,3 +258,47 @@ def test_link_events_is_idempotent_and_caches_vectors(tmp_path: Path) -> None:
         "divergences": 0,
     }
     con.close()
+
+
+def test_only_changed_events_are_relinked_and_equal_a_full_relink(tmp_path: Path) -> None:
+    """`only_changed` skips events whose members, texts and English are as at their last link;
+    a new translation or a new member relinks that event alone, to the rows a full run gives."""
+    con = build_warehouse(tmp_path)
+    emb = embedder()
+
+    def rows() -> dict[str, list[tuple[object, ...]]]:
+        return {
+            t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+            for t in ("segment_links", "divergences")
+        }
+
+    first = link_events(con, None, emb, only_changed=True)
+    assert first.counts["events_linked"] == 1 and "events_unchanged" not in first.counts
+    linked = rows()
+    again = link_events(con, None, emb, only_changed=True)
+    assert again.counts == {"events_unchanged": 2}  # nothing recomputed, nothing rewritten
+    assert rows() == linked
+    # English arrives for a Hebrew sentence of the Rafah event: only that event is relinked
+    he = articles()["haboker"].article_id
+    con.execute(
+        "INSERT INTO translations (article_id, seg_no, model_id, text_en, source_sha256, engine,"
+        " flagged, created_at) VALUES (?, 0, 'Helsinki-NLP/opus-mt-he-en', 'Talks in Rafah "
+        "resume', 'x', 'transformers', '', now())",
+        [he],
+    )
+    third = link_events(con, None, emb, only_changed=True)
+    assert third.counts["events_unchanged"] == 1 and third.counts["events_linked"] == 1
+    incremental = rows()
+    link_events(con, None, emb)  # a full relink of everything gives the same rows
+    assert rows() == incremental
+    # an outlet's article moves to the single-outlet Khan Younis event: both are relinked
+    con.execute(
+        "UPDATE event_articles SET event_id = 'ev_khan' WHERE article_id = ?",
+        [articles()["global-wire"].article_id],
+    )
+    fourth = link_events(con, None, emb, only_changed=True)
+    assert fourth.counts["events_linked"] == 2 and "events_unchanged" not in fourth.counts
+    assert con.execute("SELECT count(*) FROM link_state WHERE event_id = 'ev_khan'").fetchall() == [
+        (1,)
+    ]
+    con.close()

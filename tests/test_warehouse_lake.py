@@ -17,17 +17,7 @@ from pipeline import warehouse_backends as backends
 from pipeline.devservices import PgCluster
 from pipeline.records import Article, Segment, sha256_text
 from pipeline.settings import Settings, load_settings
-
-# Wall-clock columns: when a row was written, not what it says.
-CLOCK_COLUMNS = {
-    "first_seen_at",
-    "updated_at",
-    "seen_at",
-    "created_at",
-    "applied_at",
-    "fetched_at",
-    "saved_at",
-}
+from tests.tables import table_rows
 
 
 def lake_settings(cluster: PgCluster, tmp: Path, **overrides: Any) -> Settings:
@@ -40,32 +30,6 @@ def lake_settings(cluster: PgCluster, tmp: Path, **overrides: Any) -> Settings:
         staging_dir=tmp / "var" / "staging",
         **overrides,
     )
-
-
-def table_rows(con: Any) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table's rows (wall-clock columns left out), sorted, by table name."""
-    tables = [
-        r[0]
-        for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = current_schema() ORDER BY table_name"
-        ).fetchall()
-    ]
-    out = {}
-    for table in tables:
-        cols = [
-            c
-            for (c,) in con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
-                "AND database_name = current_database() AND schema_name = current_schema() "
-                "ORDER BY column_index",
-                [table],
-            ).fetchall()
-            if c not in CLOCK_COLUMNS
-        ]
-        rows = con.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall()
-        out[table] = sorted(rows, key=repr)
-    return out
 
 
 def same_rows(table: str, a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> bool:

@@ -88,6 +88,8 @@ def _env(home: Path) -> dict[str, str]:
         if not k.startswith(("PARALLAX_", "PYTHON")) and k not in ("VIRTUAL_ENV",)
     }
     env.update(HOME=str(home), XDG_DATA_HOME=str(home / "data"), HF_HUB_OFFLINE="1")
+    if os.environ.get("PARALLAX_VECTOR_STORE"):  # the session's shared vectors (conftest)
+        env["PARALLAX_VECTOR_STORE"] = os.environ["PARALLAX_VECTOR_STORE"]
     return env
 
 

@@ -249,65 +249,6 @@ def link_sentences(
 # ---------------------------------------------------------------- warehouse
 
 
-def embed_segments(
-    con: duckdb.DuckDBPyConnection, segments: Sequence[Segment], embedder: Embedder
-) -> dict[tuple[str, int], np.ndarray]:
-    """Vectors per (article_id, seg_no) from `segment_vectors`; new or changed text is embedded."""
-    import pyarrow as pa
-
-    from pipeline.warehouse import merge_from, transaction
-
-    ids = sorted({s.article_id for s in segments})
-    cached: dict[tuple[str, int], tuple[str, np.ndarray]] = {}
-    if ids:
-        table = con.execute(
-            "SELECT article_id, seg_no, text_sha256, vector FROM segment_vectors "
-            "WHERE embedder = ? AND article_id IN (SELECT unnest(?))",
-            [embedder.name, ids],
-        ).to_arrow_table()
-        for aid, seg, digest, vec in zip(
-            *(table.column(i).to_pylist() for i in range(4)), strict=True
-        ):
-            cached[(aid, seg)] = (digest, np.asarray(vec, dtype=np.float32))
-    out: dict[tuple[str, int], np.ndarray] = {}
-    todo: list[tuple[Segment, str]] = []
-    for s in segments:
-        digest = sha256_text(s.text)
-        hit = cached.get((s.article_id, s.seg_no))
-        if hit is not None and hit[0] == digest and hit[1].shape == (embedder.dim,):
-            out[(s.article_id, s.seg_no)] = hit[1]
-        elif s.text.strip():
-            todo.append((s, digest))
-    if todo:
-        todo.sort(key=lambda t: (len(t[0].text), t[0].article_id, t[0].seg_no))
-        vecs = embedder.embed([s.text for s, _ in todo])
-        rows = pa.table(
-            {
-                "article_id": [s.article_id for s, _ in todo],
-                "seg_no": pa.array([s.seg_no for s, _ in todo], type=pa.int32()),
-                "embedder": [embedder.name] * len(todo),
-                "text_sha256": [d for _, d in todo],
-                "vector": pa.array(list(vecs.astype(np.float32)), type=pa.list_(pa.float32())),
-            }
-        )
-        con.register("_parallax_segvec_in", rows)
-        try:
-            with transaction(con):
-                cols = ["article_id", "seg_no", "embedder", "text_sha256", "vector"]
-                merge_from(
-                    con,
-                    "segment_vectors",
-                    cols,
-                    f"SELECT {', '.join(cols)} FROM _parallax_segvec_in",
-                )
-        finally:
-            con.unregister("_parallax_segvec_in")
-        for k, (s, _) in enumerate(todo):
-            out[(s.article_id, s.seg_no)] = vecs[k]
-    log.info("link: %d segment vectors (%d embedded)", len(out), len(todo))
-    return out
-
-
 def _english(con: duckdb.DuckDBPyConnection, article_ids: list[str]) -> dict[tuple[str, int], str]:
     """English per segment: the original for English, else the latest unflagged translation."""
     rows = con.execute(
@@ -327,20 +268,208 @@ def _english(con: duckdb.DuckDBPyConnection, article_ids: list[str]) -> dict[tup
     return {(r[0], r[1]): r[2] for r in rows if r[2]}
 
 
+# Bump when the linking code changes what it produces: every event is relinked once.
+LINK_VERSION = 1
+
+# Per event, a hash of everything its links are computed from: members and outlets, each
+# member's text and number of segments, and its usable English (what `_english` picks).
+_EVENT_INPUTS = """
+WITH tr AS (
+    SELECT article_id, count(DISTINCT seg_no) AS n, bit_xor(hash(seg_no, text_en)) AS h
+    FROM translations WHERE coalesce(flagged, '') = '' AND model_id <> 'identity'
+    GROUP BY article_id
+), sg AS (
+    SELECT article_id, count(*) AS n FROM segments GROUP BY article_id
+)
+SELECT ea.event_id, md5(string_agg(concat_ws('|', ea.article_id, a.outlet_id, a.text_sha256,
+       coalesce(sg.n, 0), coalesce(tr.n, 0), coalesce(tr.h, 0)), ',' ORDER BY ea.article_id))
+FROM event_articles ea
+JOIN articles a USING (article_id)
+LEFT JOIN sg USING (article_id)
+LEFT JOIN tr USING (article_id)
+GROUP BY ea.event_id
+"""
+
+
+@dataclass
+class LinkInputs:
+    """What linking a set of events reads from the warehouse (then no database is needed)."""
+
+    targets: list[str]  # events whose links are rewritten
+    multi: dict[str, dict[str, str]]  # of those, events with >1 outlet: article -> outlet
+    segments: dict[str, list[Segment]]  # by article
+    vectors: dict[tuple[str, int], np.ndarray]  # cached sentence vectors
+    english: dict[tuple[str, int], str]
+    fingerprints: dict[str, str]  # event -> inputs hash, for link_state
+    orphans: bool  # also drop rows of events that no longer exist
+    skipped: int = 0  # events left alone: inputs unchanged since their last link
+
+
+@dataclass
+class LinkOutput:
+    """Links and divergences per rewritten event, and the sentence vectors embedded for them."""
+
+    per_event: dict[str, tuple[list[SegmentLink], list[Divergence]]]
+    new_vectors: list[tuple[str, int, str, str, np.ndarray]]  # article, seg, embedder, sha, vec
+    fingerprints: dict[str, str]
+    orphans: bool
+
+
+def link_salt(embedder_name: str, thresholds: Mapping[str, float] | None) -> str:
+    """The settings part of an event's fingerprint: a change relinks every event."""
+    table = sorted((thresholds or DEFAULT_THRESHOLDS).items())
+    knobs = (VALUE_BONUS, VALUE_BONUS_CAP, LEXICAL_WEIGHT, BONUS_WINDOW, MAX_LINKS, MANY_MARGIN)
+    return f"v{LINK_VERSION}|{embedder_name}|{table}|{knobs}|{SHRINK}"
+
+
+def read_link_inputs(
+    con: duckdb.DuckDBPyConnection,
+    event_ids: Sequence[str] | None,
+    embedder: Embedder,
+    *,
+    only_changed: bool = False,
+    thresholds: Mapping[str, float] | None = None,
+) -> LinkInputs:
+    """Read what linking needs. `event_ids` None: every event, and rows of vanished events are
+    dropped; `only_changed`: only events whose inputs differ from their `link_state` hash."""
+    salt = link_salt(embedder.name, thresholds)
+    sql = _EVENT_INPUTS
+    params: list[object] = []
+    if event_ids is not None:
+        sql = f"SELECT * FROM ({_EVENT_INPUTS}) WHERE event_id IN (SELECT unnest(?))"
+        params.append(list(event_ids))
+    fingerprints = {
+        eid: sha256_text(f"{salt}|{digest}") for eid, digest in con.execute(sql, params).fetchall()
+    }
+    targets = sorted(fingerprints) if event_ids is None else list(event_ids)
+    skipped = 0
+    if only_changed:
+        done = dict(con.execute("SELECT event_id, fingerprint FROM link_state").fetchall())
+        kept = [e for e in targets if done.get(e) != fingerprints.get(e)]
+        skipped = len(targets) - len(kept)
+        targets = kept
+    members: dict[str, dict[str, str]] = {}
+    if targets:
+        rows = con.execute(
+            "SELECT ea.event_id, ea.article_id, a.outlet_id FROM event_articles ea "
+            "JOIN articles a USING (article_id) WHERE ea.event_id IN (SELECT unnest(?))",
+            [targets],
+        ).fetchall()
+        for event_id, article_id, outlet_id in rows:
+            members.setdefault(event_id, {})[article_id] = outlet_id
+    multi = {e: m for e, m in members.items() if len(set(m.values())) > 1}
+    ids = sorted(a for m in multi.values() for a in m)
+    by_article: dict[str, list[Segment]] = {}
+    for row in con.execute(
+        "SELECT article_id, seg_no, para_no, text, lang FROM segments "
+        "WHERE article_id IN (SELECT unnest(?)) ORDER BY article_id, seg_no",
+        [ids],
+    ).fetchall():
+        by_article.setdefault(row[0], []).append(Segment(*row))
+    vectors: dict[tuple[str, int], np.ndarray] = {}
+    if ids:
+        table = con.execute(
+            "SELECT article_id, seg_no, text_sha256, vector FROM segment_vectors "
+            "WHERE embedder = ? AND article_id IN (SELECT unnest(?))",
+            [embedder.name, ids],
+        ).to_arrow_table()
+        digest_of = {
+            (s.article_id, s.seg_no): sha256_text(s.text)
+            for segs in by_article.values()
+            for s in segs
+        }
+        for aid, seg, digest, vec in zip(
+            *(table.column(i).to_pylist() for i in range(4)), strict=True
+        ):
+            v = np.asarray(vec, dtype=np.float32)
+            if digest_of.get((aid, seg)) == digest and v.shape == (embedder.dim,):
+                vectors[(aid, seg)] = v
+    return LinkInputs(
+        targets=targets,
+        multi=multi,
+        segments=by_article,
+        vectors=vectors,
+        english=_english(con, ids) if ids else {},
+        fingerprints={e: fingerprints[e] for e in targets if e in fingerprints},
+        orphans=event_ids is None,
+        skipped=skipped,
+    )
+
+
+def compute_links(
+    inputs: LinkInputs,
+    embedder: Embedder,
+    result: StageResult,
+    *,
+    thresholds: Mapping[str, float] | None = None,
+) -> LinkOutput:
+    """Links and divergences of the target events, with no database open (sentences without a
+    cached vector are embedded here and handed back to be stored)."""
+    from pipeline.align.divergences import find_divergences
+
+    vectors = dict(inputs.vectors)
+    todo = [
+        s
+        for segs in inputs.segments.values()
+        for s in segs
+        if (s.article_id, s.seg_no) not in vectors and s.text.strip()
+    ]
+    new_vectors: list[tuple[str, int, str, str, np.ndarray]] = []
+    if todo:
+        todo.sort(key=lambda s: (len(s.text), s.article_id, s.seg_no))
+        vecs = embedder.embed([s.text for s in todo]).astype(np.float32)
+        for k, s in enumerate(todo):
+            vectors[(s.article_id, s.seg_no)] = vecs[k]
+            new_vectors.append(
+                (s.article_id, s.seg_no, embedder.name, sha256_text(s.text), vecs[k])
+            )
+    log.info("link: %d segment vectors (%d embedded)", len(vectors), len(todo))
+    per_event: dict[str, tuple[list[SegmentLink], list[Divergence]]] = {}
+    for event_id in inputs.targets:
+        links: list[SegmentLink] = []
+        divergences: list[Divergence] = []
+        if event_id in inputs.multi:
+            outlets = inputs.multi[event_id]
+            event_segments = {a: inputs.segments.get(a, []) for a in sorted(outlets)}
+            values = {
+                (s.article_id, s.seg_no): extract_values(s.text, s.lang)
+                for segs in event_segments.values()
+                for s in segs
+            }
+            pairs = pair_scores(
+                event_segments,
+                outlets,
+                vectors,
+                inputs.english,
+                values=values,
+                thresholds=thresholds,
+            )
+            links = [link for pair in pairs for link in links_for_pair(pair, event_id)]
+            divergences = find_divergences(
+                event_id, pairs, links, values, event_segments, inputs.english
+            )
+            result.add("events_linked")
+        else:
+            result.add("events_single_outlet")
+        per_event[event_id] = (links, divergences)
+        result.add("links", len(links))
+        result.add("divergences", len(divergences))
+    return LinkOutput(per_event, new_vectors, inputs.fingerprints, inputs.orphans)
+
+
 def link_events(
     con: duckdb.DuckDBPyConnection,
     event_ids: Sequence[str] | None = None,
     embedder: Embedder | None = None,
     *,
     thresholds: Mapping[str, float] | None = None,
+    only_changed: bool = False,
 ) -> StageResult:
-    """Compute and store sentence links and divergences of events (all when event_ids is None).
-
-    Idempotent: each event's rows are replaced in one transaction; events with one outlet get
-    none, and rows of events that no longer exist are dropped on a full run.
-    """
-    from pipeline.align.divergences import find_divergences
-    from pipeline.warehouse import transaction
+    """Compute and store sentence links and divergences of events (all when event_ids is None)
+    over one open connection. Idempotent: each event's rows are replaced; events with one
+    outlet get none, and rows of events that no longer exist are dropped on a full run.
+    (`pipeline.run.step_link` does the same with the file held only to read and to write.)"""
+    from pipeline.warehouse import load_links
 
     t0 = time.perf_counter()
     result = StageResult("link")
@@ -348,79 +477,13 @@ def link_events(
         log.warning("link: no embedder; sentence links and divergences are not computed")
         result.add("skipped_no_embedder")
         return result
-    sql = (
-        "SELECT ea.event_id, ea.article_id, a.outlet_id FROM event_articles ea "
-        "JOIN articles a USING (article_id)"
+    inputs = read_link_inputs(
+        con, event_ids, embedder, only_changed=only_changed, thresholds=thresholds
     )
-    params: list[object] = []
-    if event_ids is not None:
-        sql += " WHERE ea.event_id IN (SELECT unnest(?))"
-        params.append(list(event_ids))
-    members: dict[str, dict[str, str]] = {}
-    for event_id, article_id, outlet_id in con.execute(sql, params).fetchall():
-        members.setdefault(event_id, {})[article_id] = outlet_id
-    targets = list(event_ids) if event_ids is not None else sorted(members)
-    multi = {e: m for e, m in members.items() if len(set(m.values())) > 1}
-    ids = sorted(a for m in multi.values() for a in m)
-    seg_rows = con.execute(
-        "SELECT article_id, seg_no, para_no, text, lang FROM segments "
-        "WHERE article_id IN (SELECT unnest(?)) ORDER BY article_id, seg_no",
-        [ids],
-    ).fetchall()
-    by_article: dict[str, list[Segment]] = {}
-    for row in seg_rows:
-        by_article.setdefault(row[0], []).append(Segment(*row))
-    vectors = embed_segments(con, [s for segs in by_article.values() for s in segs], embedder)
-    english = _english(con, ids)
-    for event_id in targets:
-        links: list[SegmentLink] = []
-        divergences: list[Divergence] = []
-        if event_id in multi:
-            outlets = multi[event_id]
-            event_segments = {a: by_article.get(a, []) for a in sorted(outlets)}
-            values = {
-                (s.article_id, s.seg_no): extract_values(s.text, s.lang)
-                for segs in event_segments.values()
-                for s in segs
-            }
-            pairs = pair_scores(
-                event_segments, outlets, vectors, english, values=values, thresholds=thresholds
-            )
-            links = [link for pair in pairs for link in links_for_pair(pair, event_id)]
-            divergences = find_divergences(event_id, pairs, links, values, event_segments, english)
-            result.add("events_linked")
-        else:
-            result.add("events_single_outlet")
-        _store(con, event_id, links, divergences)
-        result.add("links", len(links))
-        result.add("divergences", len(divergences))
-    if event_ids is None:
-        with transaction(con):
-            for table in ("segment_links", "divergences"):
-                con.execute(
-                    f"DELETE FROM {table} WHERE event_id NOT IN "
-                    "(SELECT DISTINCT event_id FROM event_articles)"
-                )
+    if inputs.skipped:
+        result.add("events_unchanged", inputs.skipped)
+    output = compute_links(inputs, embedder, result, thresholds=thresholds)
+    load_links(con, output)
     result.seconds = time.perf_counter() - t0
     log.info("link: %s in %.1fs", result.counts, result.seconds)
     return result
-
-
-def _store(
-    con: duckdb.DuckDBPyConnection,
-    event_id: str,
-    links: Sequence[SegmentLink],
-    divergences: Sequence[Divergence],
-) -> None:
-    from dataclasses import astuple
-
-    from pipeline.warehouse import transaction, upsert
-
-    with transaction(con):
-        con.execute("DELETE FROM segment_links WHERE event_id = ?", [event_id])
-        con.execute("DELETE FROM divergences WHERE event_id = ?", [event_id])
-        link_cols = ["event_id", "article_a", "seg_a", "article_b", "seg_b", "score", "method"]
-        upsert(con, "segment_links", link_cols, [astuple(link) for link in links])
-        div_cols = [*link_cols[:5], "kind", "span_a", "span_b", "value_a", "value_b", "unit"]
-        div_cols += ["english_a", "english_b"]
-        upsert(con, "divergences", div_cols, [astuple(d) for d in divergences])

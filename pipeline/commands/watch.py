@@ -106,7 +106,7 @@ def watch_test(name: Annotated[str, typer.Argument(help="Watch name")]) -> None:
     from rich.table import Table
 
     from pipeline import warehouse
-    from pipeline.align.vectors import get_embedder
+    from pipeline.align.vectors import embedder_for
     from pipeline.cli import _settings, console, out
     from pipeline.search.index_store import search_index
     from pipeline.search.lexical import refresh_index
@@ -120,7 +120,7 @@ def watch_test(name: Annotated[str, typer.Argument(help="Watch name")]) -> None:
             console.print(f"[red]no watch named {name!r}[/red]")
             raise typer.Exit(1)
         refresh_index(con)
-        embedder = get_embedder(settings.align.embedder) if watch.mode != "lexical" else None
+        embedder = embedder_for(settings.align) if watch.mode != "lexical" else None
         matches = find_matches(
             con, watch, embedder, semantic_floor=settings.watch.semantic_min_score
         )

@@ -356,13 +356,13 @@ def _realign_inputs(
     """Articles, English, vectors and each article's event under `signal` (as `realign`)."""
     from pipeline.align.events import align_events
     from pipeline.align.vector_cache import embed_articles
-    from pipeline.align.vectors import get_embedder
+    from pipeline.align.vectors import embedder_for
 
     articles = warehouse.fetch_articles(con)
     english = warehouse.english_text(con) if signal != "semantic" else {}
     vectors: dict[str, np.ndarray] = {}
     if signal != "lexical":
-        embedder = get_embedder(settings.align.embedder)
+        embedder = embedder_for(settings.align)
         if embedder is not None:
             vectors = embed_articles(articles, embedder, con, store=False)
     _, assignments, _ = align_events(articles, english, vectors, settings.align)

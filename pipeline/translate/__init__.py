@@ -188,8 +188,9 @@ def translate_segments(
 
     Counts: passthrough (English), cache_hits, translated (distinct sentences sent to a model),
     deduplicated (repeats of a sentence translated in this call), pending (no usable model, or
-    the engine failed), failed (segments whose sentence the engine raised on or returned no text
-    for: they stay pending and are listed in ``result.rejects``), untranslatable (languages without a model), retried (sentences the guard
+    the engine failed), failed (segments whose sentence the engine raised on, answered with a
+    non-text or returned nothing for, even after the beam-search retry: they stay pending, are
+    not cached, and are listed in ``result.rejects``), untranslatable (languages without a model), retried (sentences the guard
     sent back for beam search), flagged (rows whose translation the guard flags, cached or new),
     retry_ms (milliseconds spent on those retries).
     Work goes in chunks of at most CHUNK_SENTENCES distinct sentences: cache look-up, decoding,
@@ -302,6 +303,8 @@ def _translate_language(
         chunk = hashes[start : start + CHUNK_SENTENCES]
         sources = {h: groups[h][0].text for h in chunk}
         cached = cache.get_many(spec.hf_id, chunk) if cache is not None else {}
+        # an empty answer for a real sentence is a failure, not a translation: ask again
+        cached = {h: t for h, t in cached.items() if t.strip() or not sources[h].strip()}
         english: dict[str, str] = {}
         kinds: dict[str, str] = {h: "cached" for h in cached}
         flags = {h: check_translation(sources[h], cached[h]) for h in cached}
@@ -319,6 +322,9 @@ def _translate_language(
             new, new_flags, retried, failed = _translate_isolating(
                 engine, misses, result, settings.translate.retry_beams
             )
+            for h in [h for h, flag in new_flags.items() if flag == "empty"]:
+                del new[h], new_flags[h]  # empty even after the retry: pending, not stored
+                failed[h] = "EngineOutputError: empty output for a non-empty sentence"
             english.update(new)
             flags.update(new_flags)
             kinds.update({h: "retry" if h in retried else "new" for h in new})

@@ -57,6 +57,13 @@ class DuckDBTranslationCache:
             return
         from pipeline.warehouse import merge_from
 
+        # an empty answer an older version cached is replaced, never kept as "the first text"
+        self.con.execute(
+            "DELETE FROM translation_cache WHERE model_id = ? AND trim(text_en) = '' "
+            "AND list_contains(?, source_sha256)",
+            [model_id, list(first)],
+        )
+
         merge_from(  # ON CONFLICT DO NOTHING, in a form a DuckLake (no keys) runs too
             self.con,
             "translation_cache",
@@ -101,7 +108,7 @@ class SnapshotCache:
 
     def put_many(self, model_id: str, rows: list[tuple[str, str, str]], engine: str) -> None:
         for h, src, en in rows:
-            if (model_id, h) not in self.known:
+            if not self.known.get((model_id, h), "").strip():  # new, or an old empty answer
                 self.known[(model_id, h)] = en
                 self.new.append(CacheRow(model_id, h, src, en, engine))
 
