@@ -380,12 +380,18 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def _timed(fn: Callable[[str], object], qs: list[str]) -> list[float]:
+def _timed(
+    fn: Callable[[str], object], qs: list[str], cpu: list[float] | None = None
+) -> list[float]:
+    """Wall-clock ms per query; with `cpu`, also the process's CPU ms (all threads), which a
+    loaded machine inflates far less than wall-clock time."""
     out = []
     for q in qs:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn(q)
         out.append((time.perf_counter() - t) * 1000)
+        if cpu is not None:
+            cpu.append((time.process_time() - c) * 1000)
     return out
 
 
@@ -448,8 +454,10 @@ def run_size(
         )
 
     for mode in ("lexical", "semantic", "hybrid"):
-        lat = _timed(run(mode), qs)
+        cpu: list[float] = []
+        lat = _timed(run(mode), qs, cpu)
         out[f"{mode}_p50_ms"], out[f"{mode}_p95_ms"] = pct(lat, 50), pct(lat, 95)
+        out[f"{mode}_cpu_p50_ms"], out[f"{mode}_cpu_p95_ms"] = pct(cpu, 50), pct(cpu, 95)
     lat = _timed(run("hybrid", langs=("he", "ar")), qs)
     out["hybrid_filtered_p50_ms"], out["hybrid_filtered_p95_ms"] = pct(lat, 50), pct(lat, 95)
     # the semantic half as the exact SQL scan (the reference `scan=True`), same queries
@@ -479,9 +487,16 @@ def run_size(
     )
     out["bm25_ms"], out["bm25_macro_ms"] = statistics.median(ours), statistics.median(macro)
     if baseline is not None:  # the code before this change, on the same file, in this run
+        # bracketed: the current code on the same queries just before and just after, so a
+        # change of the machine's load between the two halves does not bias the ratio
+        before = {m: _timed(run(m), sub) for m in ("lexical", "semantic", "hybrid")}
         con.close()
         out.update(_baseline(baseline, path, sub))
         con = duckdb.connect(str(path))
+        for m in ("lexical", "semantic", "hybrid"):
+            after = _timed(run(m), sub)
+            for q in (50, 95):
+                out[f"bracket_{m}_p{q}_ms"] = (pct(before[m], q) + pct(after, q)) / 2
     # index upkeep: 1% new sentences -> only those are normalised, then the index is rebuilt
     con.execute(
         "INSERT INTO segments SELECT article_id, seg_no + 2, para_no, text, lang FROM segments "
@@ -522,13 +537,15 @@ for q in queries[:3]:
     search(con, q, embedder=emb, limit=10)
 out = {}
 for mode in ("lexical", "semantic", "hybrid"):
-    lat = []
+    lat, cpu = [], []
     for q in queries:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         search(con, q, mode=mode, embedder=emb, limit=10)
         lat.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
     out[f"base_{mode}_p50_ms"] = float(np.percentile(lat, 50))
     out[f"base_{mode}_p95_ms"] = float(np.percentile(lat, 95))
+    out[f"base_{mode}_cpu_p50_ms"] = float(np.percentile(cpu, 50))
 print(json.dumps(out))
 """
 
@@ -636,8 +653,8 @@ def main() -> None:
             results[n] = r
             print(f"n={n} " + " ".join(f"{k}={v:.3f}" for k, v in r.items()), flush=True)
             base_ratios = "".join(
-                f", {m} p50 {r[f'base_{m}_p50_ms'] / r[f'{m}_p50_ms']:.1f}x"
-                f" p95 {r[f'base_{m}_p95_ms'] / r[f'{m}_p95_ms']:.1f}x"
+                f", {m} p50 {r[f'base_{m}_p50_ms'] / r[f'bracket_{m}_p50_ms']:.1f}x"
+                f" p95 {r[f'base_{m}_p95_ms'] / r[f'bracket_{m}_p95_ms']:.1f}x"
                 for m in ("lexical", "semantic", "hybrid")
                 if f"base_{m}_p50_ms" in r
             )
