@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -335,6 +336,16 @@ def _bm25_sql(f: str, where: str) -> str:
 """
 
 
+_FTS_LOADED: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+
+
+def _ensure_fts(con: duckdb.DuckDBPyConnection) -> None:
+    """fts (for `stem`) loaded in `con`: checked once per connection, not per query."""
+    if con not in _FTS_LOADED:
+        load_extension(con, "fts")
+        _FTS_LOADED.add(con)
+
+
 def _article_scores(
     con: duckdb.DuckDBPyConnection,
     terms: list[str],
@@ -345,16 +356,18 @@ def _article_scores(
 ) -> list[tuple[str, int, float]]:
     if not terms:
         return []
-    if not index_exists(con):
-        raise SearchIndexMissing(
-            "no search index yet: run `parallax search` once with write access"
-        )
-    load_extension(con, "fts")
+    import duckdb
+
+    _ensure_fts(con)
     where, params = filters.sql("m")
     sql = _bm25_sql(fts(con), where) + ("LIMIT ?" if limit is not None else "")
-    rows = con.execute(
-        sql, [list(terms), conjunctive, *params, *([limit] if limit is not None else [])]
-    ).fetchall()
+    args = [list(terms), conjunctive, *params, *([limit] if limit is not None else [])]
+    try:  # no catalog look-up on the way: the index is there but once in a lifetime
+        rows = con.execute(sql, args).fetchall()
+    except duckdb.CatalogException as exc:
+        raise SearchIndexMissing(
+            f"no search index yet: run `parallax search` once with write access ({exc})"
+        ) from exc
     return [(r[0], int(r[1]), float(r[2])) for r in rows]
 
 
