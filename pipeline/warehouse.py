@@ -14,7 +14,7 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields, replace
 from datetime import UTC, datetime
@@ -561,10 +561,18 @@ def load_links(con: duckdb.DuckDBPyConnection, output: LinkOutput) -> None:
 
 @backends.writes("events", "event_articles")
 def load_events(
-    con: duckdb.DuckDBPyConnection, events: Sequence[Event], assignments: Sequence[EventArticle]
+    con: duckdb.DuckDBPyConnection,
+    events: Sequence[Event],
+    assignments: Sequence[EventArticle],
+    merged: Mapping[str, str] | None = None,
 ) -> None:
-    """Replace the given events and their members; events left without members are dropped."""
+    """Replace the given events and their members; events left without members are dropped.
+    `merged` (folded event id -> surviving id) moves the stored members of folded events."""
     with transaction(con):
+        for folded, survivor in sorted((merged or {}).items()):
+            con.execute(
+                "UPDATE event_articles SET event_id = ? WHERE event_id = ?", [survivor, folded]
+            )
         _insert(
             con,
             "events",

@@ -16,6 +16,7 @@ import pytest
 from pipeline.align.events import (
     DEFAULT_THRESHOLDS,
     align_events,
+    align_events_with_state,
     event_id_for,
     resolve_thresholds,
     threshold_for,
@@ -200,15 +201,19 @@ def test_incremental_batches_equal_rebuild(vectors: dict[str, np.ndarray]) -> No
     }
 
 
-def test_existing_assignments_are_never_moved(vectors: dict[str, np.ndarray]) -> None:
-    # Put every English article in one forced event; a new run keeps it and adds the rest.
+def test_existing_assignments_are_kept_together(vectors: dict[str, np.ndarray]) -> None:
+    # Put every English article in one forced event; a new run keeps its members together and
+    # adds the rest. A merge may fold the forced event into another one (its members move as a
+    # whole, and the state says where), but never splits it.
     forced = [EventArticle("ev_forced", a.article_id, 1.0) for a in ARTICLES if a.lang == "en"]
-    events, assignments, result = align_events(
+    events, assignments, result, state = align_events_with_state(
         ARTICLES, ENGLISH_ONLY, vectors, AlignSettings(), existing=forced
     )
     assert result.counts["kept"] == len(forced)
     assert not {ea.article_id for ea in assignments} & {ea.article_id for ea in forced}
-    forced_event = next(e for e in events if e.event_id == "ev_forced")
+    home = state.merged.get("ev_forced", "ev_forced")
+    assert "ev_forced" not in {e.event_id for e in events} or home == "ev_forced"
+    forced_event = next(e for e in events if e.event_id == home)
     assert forced_event.size >= len(forced)
 
 
@@ -296,8 +301,10 @@ def test_thresholds_resolve_per_language_pair() -> None:
     assert len(stricter[0]) == len(ARTICLES)
 
 
-def test_existing_member_brings_an_event_back_into_the_window() -> None:
-    """An event that left the window and gets a member from `existing` is active again."""
+def test_an_event_takes_members_only_within_the_window_of_its_first_report() -> None:
+    """Time counts from an event's first report: a member placed later by hand (`existing`)
+    brings the event back into the stream (its vectors count) but does not stretch how long
+    it takes new members; a new article next to that member, ten days on, founds its own."""
     rng = np.random.default_rng(3)
     base, other = rng.standard_normal((2, 16))
     start = datetime(2026, 3, 1, 8, tzinfo=UTC)
@@ -305,25 +312,99 @@ def test_existing_member_brings_an_event_back_into_the_window() -> None:
     filler = _article("filler", "ledger", "en", start + timedelta(days=5), "Filler", "y")
     late = _article("late", "ledger", "en", start + timedelta(days=10), "Late", "z")
     follow = _article("follow", "haboker", "he", start + timedelta(days=10, hours=1), "F", "w")
+    soon = _article("soon", "haboker", "he", start + timedelta(hours=71), "S", "v")
+    next_day = _article("next", "haboker", "he", start + timedelta(hours=40), "N", "u")
+    drift = _article("drift", "masdar", "ar", start + timedelta(hours=84), "D", "t")
     vecs = {
         founder.article_id: base / np.linalg.norm(base),
         filler.article_id: other / np.linalg.norm(other),
         late.article_id: base / np.linalg.norm(base),
         follow.article_id: base / np.linalg.norm(base),
+        soon.article_id: base / np.linalg.norm(base),
+        next_day.article_id: base / np.linalg.norm(base),
+        drift.article_id: base / np.linalg.norm(base),
     }
     settings = AlignSettings()
     _, first, _ = align_events([founder], {}, vecs, settings)
     event = event_id_for(founder.article_id)
     existing = [*first, EventArticle(event, late.article_id, 1.0)]  # placed by hand, say
-    # The filler is new: scoring it at day 5 moves the founder's event out of the window.
     events, new, _ = align_events(
         [founder, filler, late, follow], {}, vecs, settings, existing=existing
     )
     assert _membership(new) == {
         filler.article_id: event_id_for(filler.article_id),
-        follow.article_id: event,
+        follow.article_id: event_id_for(follow.article_id),
     }
-    assert {e.event_id: e.size for e in events}[event] == 3
-    # Without the late member the follow-up is ten days from the event: a new one.
-    _, alone, _ = align_events([founder, filler, follow], {}, vecs, settings, existing=first)
-    assert _membership(alone)[follow.article_id] == event_id_for(follow.article_id)
+    assert {e.event_id: e.size for e in events}[event] == 2
+    # 71 h after the first report an article still joins (the time penalty is not the bar)
+    _, joined, _ = align_events([founder, soon], {}, vecs, settings, existing=first)
+    assert _membership(joined)[soon.article_id] == event
+    # a member at 40 h does not carry the event on: 84 h after its first report, a new event
+    _, chain, _ = align_events([founder, next_day, drift], {}, vecs, settings, existing=first)
+    assert _membership(chain)[next_day.article_id] == event
+    assert _membership(chain)[drift.article_id] == event_id_for(drift.article_id)
+
+
+def _unit(*values: float) -> np.ndarray:
+    v = np.array(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def _merge_case(hours_apart: float) -> tuple[list[Article], dict[str, np.ndarray]]:
+    """An Arabic report, an English one `hours_apart` later that falls under the ar-en bar
+    (cos 0.80) and so founds its own event, and an English article an hour after that one
+    which clears the threshold of both events."""
+    start = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    ar = _article("m-ar", "masdar", "ar", start, "ar", "a")
+    en = _article("m-en", "wire", "en", start + timedelta(hours=hours_apart), "en", "b")
+    bridge = _article("m-x", "ledger", "en", start + timedelta(hours=hours_apart + 1), "x", "c")
+    vecs = {
+        ar.article_id: _unit(1, 0.5, 0),
+        en.article_id: _unit(1, 0, 0.5),
+        bridge.article_id: _unit(1, 0.1, 0.4),
+    }
+    return [ar, en, bridge], vecs
+
+
+def test_parallel_events_of_one_happening_are_merged() -> None:
+    articles, vecs = _merge_case(0.5)
+    ar, en, bridge = articles
+    events, assignments, result, state = align_events_with_state(
+        articles, {}, vecs, AlignSettings()
+    )
+    membership = _membership(assignments)
+    assert result.counts["merged"] == 1
+    assert len(set(membership.values())) == 1 == len(events)
+    assert membership[en.article_id] == event_id_for(ar.article_id)  # the older event survives
+    assert state.merged == {event_id_for(en.article_id): event_id_for(ar.article_id)}
+    assert events[0].size == 3 and events[0].langs == ("ar", "en")
+
+
+def test_same_topic_events_a_day_apart_are_not_merged() -> None:
+    articles, vecs = _merge_case(30.0)
+    ar, en, bridge = articles
+    _, assignments, result, state = align_events_with_state(articles, {}, vecs, AlignSettings())
+    membership = _membership(assignments)
+    assert "merged" not in result.counts and not state.merged
+    assert membership[bridge.article_id] == membership[en.article_id]
+    assert membership[en.article_id] != membership[ar.article_id]
+
+
+def test_an_event_with_members_in_the_articles_language_is_judged_by_them() -> None:
+    """Its other languages cannot carry an article its own language rejects."""
+    start = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    en = _article("o-en", "wire", "en", start, "en", "a")
+    he = _article("o-he", "zman", "he", start + timedelta(hours=1), "he", "b")
+    other = _article("o-he2", "haboker", "he", start + timedelta(hours=2), "he2", "c")
+    vecs = {
+        en.article_id: _unit(1, 0, 0, 0.2),
+        he.article_id: _unit(1, 0, 0, 0.6),  # cos 0.94 with the English one: joins it
+        other.article_id: _unit(1, 0, 0, -0.3),  # cos 0.88 with the English, 0.67 with the he
+    }
+    settings = AlignSettings()
+    _, with_he, _ = align_events([en, he, other], {}, vecs, settings)
+    assert _membership(with_he)[he.article_id] == event_id_for(en.article_id)
+    assert _membership(with_he)[other.article_id] == event_id_for(other.article_id)
+    # without a Hebrew member, the cross-language test decides: it joins
+    _, without, _ = align_events([en, other], {}, vecs, settings)
+    assert _membership(without)[other.article_id] == event_id_for(en.article_id)

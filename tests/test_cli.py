@@ -139,7 +139,9 @@ def _write_feeds(folder: Path) -> Path:
         items = []
         for slug, title, summary, date in stories:
             link = f"http://127.0.0.1/{stem}/{slug}.html"
-            gold.append(f"{link},{slug}")
+            # the gold names another host, as the bundled sample's does (served on any port):
+            # articles are matched by path, and the per-pair diagnostics must find them too
+            gold.append(f"http://127.0.0.1:8765/{stem}/{slug}.html,{slug}")
             tpl = RSS_ITEM if kind == "rss" else ATOM_ENTRY
             items.append(tpl.format(title=title, link=link, summary=summary, date=date))
         tpl = RSS if kind == "rss" else ATOM

@@ -20,7 +20,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -48,8 +48,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Bump when the meaning of the saved state changes (scoring inputs, lexical encoding): a saved
-# state of another format is ignored and rebuilt by a replay.
-STATE_FORMAT = 1
+# state of another format is ignored and rebuilt by a replay. 2: time from the event's first
+# report, same-language rule, merge pass.
+STATE_FORMAT = 2
 _EVENTS_IN = "_parallax_align_events_in"
 _IDS_IN = "_parallax_align_ids_in"
 _GROUPS_IN = "_parallax_align_groups_in"
@@ -290,7 +291,7 @@ def replay(
     events, assignments, result, state = align_events_with_state(
         articles, english, vectors, settings, existing=existing
     )
-    warehouse.load_events(con, events, assignments)
+    warehouse.load_events(con, events, assignments, state.merged)
     save_state(con, state, fingerprint(settings, _name(embedder)), full=True)
     result.add("replayed", len(existing))
     return result
@@ -319,8 +320,8 @@ def align_new(
     english = english_for(con, [a.article_id for a in new])
     vectors = _vectors(con, new, embedder)
     assignments, new_state, result = align_batch(state, new, english, vectors, settings)
-    events = touched_events(con, assignments, new, vectors, embedder)
-    warehouse.load_events(con, events, assignments)
+    events = touched_events(con, assignments, new, vectors, embedder, new_state.merged)
+    warehouse.load_events(con, events, assignments, new_state.merged)
     save_state(con, new_state, fp, full=False)
     result.counts["events"] = len(events)
     result.seconds = time.perf_counter() - t0
@@ -334,21 +335,24 @@ def touched_events(
     new: list[Article],
     vectors: dict[str, np.ndarray],
     embedder: Embedder | None,
+    merged: Mapping[str, str] | None = None,
 ) -> list[Event]:
     """Event records (label, span, outlets, size) of the events that gained members, from all
-    their members: earlier ones read back from the warehouse."""
+    their members: earlier ones read back from the warehouse, those of events folded into them
+    (`merged`: folded id -> surviving id) included."""
     from pipeline.align.events import _order_key
 
     by_event: dict[str, list[Article]] = {}
     new_by_id = {a.article_id: a for a in new}
     for ea in assignments:
         by_event.setdefault(ea.event_id, []).append(new_by_id[ea.article_id])
-    with _ids(con, list(by_event)) as touched:
+    merged = merged or {}
+    with _ids(con, [*by_event, *merged]) as touched:
         rows = con.execute(
             f"SELECT article_id, event_id FROM event_articles "
             f"WHERE event_id IN (SELECT id FROM {touched})"
         ).fetchall()
-    event_of = {aid: eid for aid, eid in rows if aid not in new_by_id}
+    event_of = {aid: merged.get(eid, eid) for aid, eid in rows if aid not in new_by_id}
     earlier = warehouse.fetch_articles(con, list(event_of))
     for a in earlier:
         by_event[event_of[a.article_id]].append(a)

@@ -290,7 +290,8 @@ def _pair_scorer(
         if weight <= 0:
             return -math.inf
         mixed = sum(s * w for s, w in parts) / weight
-        return mixed - ev.TIME_PENALTY * _hours_apart(a, b) / decay
+        hours = max(0.0, _hours_apart(a, b) - ev.TIME_GRACE_HOURS)
+        return mixed - ev.TIME_PENALTY * hours / decay
 
     return score
 
@@ -314,19 +315,21 @@ def diagnose(
     from pipeline.align.events import pair_key, resolve_thresholds, threshold_for
 
     articles, english, vectors, predicted = _realign_inputs(con, settings, signal)
-    by_url = {_canon(a.url): a for a in articles}
+    by_id = {a.article_id: a for a in articles}
     g, p, _ = match_gold(gold, {a.url: predicted[a.article_id] for a in articles})
-    items = sorted(g)
-    found = [by_url[u] for u in items if u in by_url]
+    # gold URL -> article, matched as `match_gold` matches (by path where the host differs)
+    _, article_of, _ = match_gold(gold, {a.url: a.article_id for a in articles})
+    found = [by_id[article_of[u]] for u in sorted(g)]
+    gold_url = {article_of[u]: u for u in g}
     thresholds = resolve_thresholds(dict(settings.align.thresholds))
     score = _pair_scorer(articles, english, vectors, settings)
     rows: dict[str, list[int]] = {}
     splits: list[PairError] = []
     merges: list[PairError] = []
     for i, a in enumerate(found):
-        ua = _canon(a.url)
+        ua = gold_url[a.article_id]
         for b in found[i + 1 :]:
-            ub = _canon(b.url)
+            ub = gold_url[b.article_id]
             same_gold, same_pred = g[ua] == g[ub], p[ua] == p[ub]
             key = pair_key(a.lang or "und", b.lang or "und")
             row = rows.setdefault(key, [0, 0, 0])
