@@ -194,14 +194,7 @@ def step_watch(
     """After a load: refresh the search index, record each watch's new alerts (exactly once)
     and deliver every pending alert, retrying earlier failures. `sender` replaces the direct
     webhook/email/file send (the Airflow task passes a BaseNotifier-backed one)."""
-    from pipeline import warehouse_backends
-
-    if warehouse_backends.backend_for(settings).is_lake:
-        # The fts index and the alert ledger rely on keys a DuckLake lacks: not yet supported.
-        log.warning("search index and watches need a DuckDB-file warehouse; skipped on DuckLake")
-        skipped = StageResult("watch")
-        skipped.add("skipped_on_ducklake", 1)
-        return skipped
+    from pipeline.search.index_store import search_index
     from pipeline.search.lexical import refresh_index
     from pipeline.watch.matcher import match_all
     from pipeline.watch.notifiers import deliver_pending
@@ -209,17 +202,18 @@ def step_watch(
 
     t0 = time.perf_counter()
     result = StageResult("watch")
-    refresh = refresh_index(con)
-    result.add("indexed", refresh.changed)
-    watches = list_watches(con)
-    if watches:
-        from pipeline.align.vectors import embedder_for
+    with search_index(con, settings):  # on a DuckLake: the local index cache beside the lake
+        refresh = refresh_index(con)
+        result.add("indexed", refresh.changed)
+        watches = list_watches(con)
+        if watches:
+            from pipeline.align.vectors import embedder_for
 
-        needs_vectors = any(w.mode != "lexical" for w in watches)
-        embedder = embedder_for(settings.align) if needs_vectors else None
-        for m in match_all(con, embedder, semantic_floor=settings.watch.semantic_min_score):
-            result.add("alerts", len(m.new_alerts))
-            result.add("held_back", m.held_back)
+            needs_vectors = any(w.mode != "lexical" for w in watches)
+            embedder = embedder_for(settings.align) if needs_vectors else None
+            for m in match_all(con, embedder, semantic_floor=settings.watch.semantic_min_score):
+                result.add("alerts", len(m.new_alerts))
+                result.add("held_back", m.held_back)
     delivered = deliver_pending(con, settings.watch, sender)
     result.add("sent", delivered.sent)
     result.add("send_failed", delivered.failed)

@@ -337,6 +337,51 @@ def test_report_and_rafah_page_in_chromium(browser, demo, tmp_path: Path) -> Non
     assert info["markBg"] not in ("", "rgba(0, 0, 0, 0)")
 
 
+def test_blindspot_filter_in_chromium(browser, demo) -> None:  # type: ignore[no-untyped-def]
+    """ "Blindspots only" shows exactly the events the `blindspots` view lists for the chosen
+    floor of covering outlets and kind of silence, each naming who covered it and who was
+    silent; Rafah (every language, every outlet group) is never one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from pipeline.blindspots import fetch_blindspots
+
+    root, settings, rafah = demo
+    with warehouse.open_warehouse(settings, read_only=True) as con:
+        expected = {
+            (n, kind): {r["event_id"] for r in fetch_blindspots(con, min_outlets=n, kinds=kinds)}
+            for n in (1, 2)
+            for kind, kinds in (("", ("language", "group")), ("group", ("group",)))
+        }
+        spot = fetch_blindspots(con, min_outlets=2)[0]
+    assert expected[(2, "")] and expected[(1, "")] > expected[(2, "")]
+    assert rafah not in expected[(1, "")]
+    d = browser
+    d.get((root / "var" / "report" / "index.html").as_uri())
+    everything = _visible_rows(d)
+    form = d.find_element(By.ID, "filters")
+    form.find_element(By.NAME, "blind").click()
+    shown = _visible_rows(d)
+    assert set(shown) == expected[(2, "")] and len(shown) < len(everything)
+    assert d.find_element(By.ID, "shown").text == str(len(shown))
+    # a blindspot names the covering languages / groups and the silent ones with their outlets
+    cell = d.find_element(
+        By.CSS_SELECTOR,
+        f'tr[data-event="{spot["event_id"]}"] td.blind div[data-kind="{spot["kind"]}"]',
+    )
+    assert f"covered by {', '.join(spot['covered_by'])}" in cell.text
+    assert spot["silent"] in [b.text for b in cell.find_elements(By.CSS_SELECTOR, "b.silent")]
+    Select(form.find_element(By.NAME, "bkind")).select_by_value("group")
+    assert set(_visible_rows(d)) == expected[(2, "group")]
+    Select(form.find_element(By.NAME, "bkind")).select_by_value("")
+    floor = form.find_element(By.NAME, "minout")
+    floor.clear()
+    floor.send_keys("1")
+    assert set(_visible_rows(d)) == expected[(1, "")]
+    form.find_element(By.CSS_SELECTOR, "button[type=reset]").click()
+    WebDriverWait(d, 10).until(lambda drv: _visible_rows(drv) == everything)
+
+
 def test_wide_event_scrolls_with_context_in_view(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """12 outlets: nothing cut off, the grid scrolls sideways and the statement column stays."""
     from pipeline.export.formats import render_html

@@ -229,7 +229,7 @@ def test_celery_stack_matches_single_process_run(
             if table == "feed_state":
                 continue  # conditional-GET state of the last fetch: two DAG runs fetched twice
             if table.startswith("search_"):
-                continue  # the search index is not built on a DuckLake yet (watch stage skips)
+                continue  # the search index's generation counts refreshes, which differ by run
             assert same_rows(table, got[table], expected[table]), table
         assert expected["articles"] and expected["events"] and expected["translations"]
     finally:

@@ -44,9 +44,10 @@ def _open(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
     (a running DAG), read-only with the index as of the last load."""
     from pipeline import warehouse
     from pipeline.cli import console
+    from pipeline.search.index_store import search_index
 
     try:
-        with warehouse.open_warehouse(settings) as con:
+        with warehouse.open_warehouse(settings) as con, search_index(con, settings):
             prepare(con)
             yield con
             return
@@ -147,6 +148,7 @@ def register(app: typer.Typer) -> None:
         from pipeline import warehouse
         from pipeline.cli import _settings, console, out
         from pipeline.eval.search import QueryFileError, evaluate_search, load_queries
+        from pipeline.search.index_store import search_index
 
         settings = _settings()
         try:
@@ -155,7 +157,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
         embedder = _embedder(settings, "hybrid")
-        with warehouse.open_warehouse(settings) as con:
+        with warehouse.open_warehouse(settings) as con, search_index(con, settings):
             prepare(con)
             report = evaluate_search(con, query_set, gold, embedder)
         if report.missing_urls:

@@ -108,12 +108,13 @@ def watch_test(name: Annotated[str, typer.Argument(help="Watch name")]) -> None:
     from pipeline import warehouse
     from pipeline.align.vectors import embedder_for
     from pipeline.cli import _settings, console, out
+    from pipeline.search.index_store import search_index
     from pipeline.search.lexical import refresh_index
     from pipeline.watch.matcher import find_matches
     from pipeline.watch.store import get_watch
 
     settings = _settings()
-    with warehouse.open_warehouse(settings) as con:
+    with warehouse.open_warehouse(settings) as con, search_index(con, settings):
         watch = get_watch(con, name)
         if watch is None:
             console.print(f"[red]no watch named {name!r}[/red]")

@@ -58,6 +58,21 @@ class SiteResult:
 
 
 @dataclass(frozen=True)
+class SilentSide:
+    side: str  # the silent language or outlet group
+    outlets: list[str]  # its outlets' names
+
+
+@dataclass(frozen=True)
+class Blindspot:
+    """One kind of silence about an event: who covered it, which sides said nothing."""
+
+    kind: str  # 'language' or 'group'
+    covered_by: list[str]  # the covering languages / groups
+    silent: list[SilentSide]
+
+
+@dataclass(frozen=True)
 class IndexEntry:
     ev: EventStatements
     href: str
@@ -66,6 +81,8 @@ class IndexEntry:
     spark: str  # SVG points of the sparkline polyline
     outlets_json: str
     langs_json: str
+    blindspots: list[Blindspot] = field(default_factory=list)
+    blind_json: str = "[]"  # the kinds of blindspot, for the filter
 
 
 def report_dir(settings: Settings) -> Path:
@@ -104,6 +121,7 @@ def build_site(
     except (FileNotFoundError, ValueError):
         before = {}
     code = _code_fingerprint()
+    blind = _blindspots(con)
     manifest: dict[str, str] = {}
     entries = []
     keep = set()
@@ -126,6 +144,8 @@ def build_site(
                 spark=_spark(ev),
                 outlets_json=json.dumps([o.outlet_id for o in ev.outlets]),
                 langs_json=json.dumps(sorted(ev.langs)),
+                blindspots=blind.get(ev.event_id, []),
+                blind_json=json.dumps([b.kind for b in blind.get(ev.event_id, [])]),
             )
         )
     entries.sort(
@@ -155,17 +175,40 @@ def build_site(
     return result
 
 
+def _blindspots(con: duckdb.DuckDBPyConnection) -> dict[str, list[Blindspot]]:
+    """Every event's blindspots (the `blindspots` view, any number of covering outlets: the
+    page's own filter sets the floor), silent outlets by name."""
+    from pipeline.blindspots import fetch_blindspots
+
+    names = dict(con.execute("SELECT outlet_id, coalesce(name, outlet_id) FROM outlets").fetchall())
+    grouped: dict[str, dict[str, Blindspot]] = {}
+    for row in fetch_blindspots(con, min_outlets=1):
+        kinds = grouped.setdefault(row["event_id"], {})
+        spot = kinds.setdefault(
+            row["kind"], Blindspot(row["kind"], list(row["covered_by"] or []), [])
+        )
+        outlets = [names.get(o, o) for o in row["silent_outlets"] or []]
+        spot.silent.append(SilentSide(row["silent"], outlets))
+    return {
+        event: [kinds[k] for k in sorted(kinds, key=lambda k: (k != "language", k))]
+        for event, kinds in grouped.items()
+    }
+
+
 FILTER_JS = """\
 (function () {
   var f = document.getElementById("filters");
   function apply() {
     var lang = f.lang.value, outlet = f.outlet.value, from = f.from.value, to = f.to.value;
+    var blind = f.blind.checked, minout = Number(f.minout.value) || 1, bkind = f.bkind.value;
     var shown = 0;
     document.querySelectorAll("#events tbody tr").forEach(function (row) {
       var d = row.dataset, langs = JSON.parse(d.langs), outlets = JSON.parse(d.outlets);
       var ok = (!lang || langs.indexOf(lang) >= 0) && (!outlet || outlets.indexOf(outlet) >= 0) &&
         (!from || d.last >= from) && (!to || d.first <= to) &&
-        (!f.div.checked || Number(d.div) > 0) && (!f.one.checked || langs.length === 1);
+        (!f.div.checked || Number(d.div) > 0) && (!f.one.checked || langs.length === 1) &&
+        (!blind || (Number(d.nout) >= minout &&
+          JSON.parse(d.blind).filter(function (k) { return !bkind || k === bkind; }).length > 0));
       row.hidden = !ok;
       if (ok) shown++;
     });

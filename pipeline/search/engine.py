@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 from pipeline.search.filters import SearchFilters
 from pipeline.search.fuse import ranked, rrf
 from pipeline.search.lexical import search_lexical
-from pipeline.search.semantic import SemanticUnavailable, embed_query, search_semantic
+from pipeline.search.semantic import (
+    SemanticUnavailable,
+    best_sentences,
+    embed_query,
+    search_semantic,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -91,9 +96,12 @@ def search(
     embedder: Embedder | None = None,
     candidates: int = CANDIDATES,
     with_aligned: bool = True,
+    scan: bool = False,
 ) -> SearchResult:
     """Ranked hits for `query`. `embedder` is needed for semantic and hybrid modes; hybrid
-    without one degrades to lexical (noted in the result), semantic without one raises."""
+    without one degrades to lexical (noted in the result), semantic without one raises.
+    `scan=True` runs the semantic half as a SQL scan instead of the in-memory matrix (the
+    reference the bench and tests compare with; same hits)."""
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
     filters = filters or SearchFilters()
@@ -103,6 +111,7 @@ def search(
     seg: dict[str, int] = {}
     raw: dict[str, float] = {}
     used = mode
+    qv = None
     if mode in ("semantic", "hybrid"):
         if embedder is None:
             if mode == "semantic":
@@ -112,16 +121,17 @@ def search(
             notes.append("no embedder here: lexical results only")
             used = "lexical"
         else:
-            sem = search_semantic(
-                con, embed_query(embedder, query), embedder.name, filters, limit=candidates
-            )
-            sem_ids = [h.article_id for h in sem]
-            for sh in sem:
-                raw[sh.article_id] = sh.score
-                if sh.seg_no is not None:
-                    seg[sh.article_id] = sh.seg_no
-            if not sem:
-                notes.append(f"no article vectors of {embedder.name} match the filters")
+            qv = embed_query(embedder, query)
+    if qv is not None and embedder is not None:
+        # the closest sentence is looked up below, for the hits shown only
+        sem = search_semantic(
+            con, qv, embedder.name, filters, limit=candidates, sentences=False, scan=scan
+        )
+        sem_ids = [h.article_id for h in sem]
+        for sh in sem:
+            raw[sh.article_id] = sh.score
+        if not sem:
+            notes.append(f"no article vectors of {embedder.name} match the filters")
     if used in ("lexical", "hybrid"):
         lex = search_lexical(con, query, filters, limit=candidates)
         lex_ids = [h.article_id for h in lex]
@@ -137,6 +147,9 @@ def search(
         order = lex_ids if used == "lexical" else sem_ids
         scores = raw
     order = order[:limit]
+    if qv is not None and embedder is not None:
+        lacking = [a for a in order if a not in seg]
+        seg.update(best_sentences(con, qv, embedder.name, lacking, scan=scan))
     lex_rank = {a: i for i, a in enumerate(lex_ids, start=1)}
     sem_rank = {a: i for i, a in enumerate(sem_ids, start=1)}
     hits = _hydrate(con, order, seg, scores, lex_rank, sem_rank, with_aligned=with_aligned)
@@ -146,12 +159,6 @@ def search(
         first.setdefault(hit.event_id or hit.article_id, i)
     hits.sort(key=lambda h: (first[h.event_id or h.article_id], -h.score, h.article_id))
     return SearchResult(query, used, hits, notes)
-
-
-_ENGLISH = """
-    SELECT article_id, seg_no, arg_max(text_en, created_at) AS english
-    FROM translations WHERE model_id <> 'identity' GROUP BY article_id, seg_no
-"""
 
 
 def _hydrate(
@@ -164,84 +171,122 @@ def _hydrate(
     *,
     with_aligned: bool,
 ) -> list[SearchHit]:
+    """The hits' cards: article, event, outlet, sentence and English, and the linked sentences
+    of other outlets. Three queries, each reading only the rows of the few articles involved:
+    a filter `list_contains(ids, article_id)` is evaluated inside the scan, which then fetches
+    the other columns of the matching rows only, where a join against the ids reads every
+    row's columns (DuckDB looks up no batch of keys in an index); at 100,000 articles, with ids
+    in no particular order on disk, that is several times cheaper."""
     if not order:
         return []
     keys = [(a, seg.get(a, 0)) for a in order]
-    rows = con.execute(
-        f"""
-        WITH k AS (SELECT unnest(?) AS article_id, unnest(?) AS seg_no),
-        en AS ({_ENGLISH})
-        SELECT k.article_id, ea.event_id, e.label, coalesce(o.name, a.outlet_id), a.outlet_id,
-               a.lang, a.published_at, a.title, a.url, k.seg_no,
-               coalesce(s.text, a.title),
-               CASE WHEN s.lang = 'en' THEN s.text ELSE en.english END
-        FROM k JOIN articles a USING (article_id)
-        LEFT JOIN event_articles ea USING (article_id)
-        LEFT JOIN events e USING (event_id)
-        LEFT JOIN outlets o ON o.outlet_id = a.outlet_id
-        LEFT JOIN segments s ON s.article_id = k.article_id AND s.seg_no = k.seg_no
-        LEFT JOIN en ON en.article_id = k.article_id AND en.seg_no = k.seg_no
-        """,
-        [[k[0] for k in keys], [k[1] for k in keys]],
-    ).fetchall()
-    aligned = _aligned(con, keys) if with_aligned else {}
-    by_id = {r[0]: r for r in rows}
-    hits: list[SearchHit] = []
-    for aid in order:
-        r = by_id.get(aid)
-        if r is None:
+    links = _links(con, keys) if with_aligned else []
+    ids = list(dict.fromkeys([a for a, _ in keys] + [link[2] for link in links]))
+    cards = _articles(con, ids)
+    sentences = _sentences(con, ids)
+    aligned: dict[tuple[str, int], list[AlignedSentence]] = {}
+    for aid, sno, oid, oseg, score in links:
+        other, sentence = cards.get(oid), sentences.get((oid, oseg))
+        if other is None or sentence is None:
             continue
+        aligned.setdefault((aid, sno), []).append(
+            AlignedSentence(
+                other[2], other[3], sentence[1] or "", oid, oseg, sentence[0], sentence[2], score
+            )
+        )
+    for bucket in aligned.values():
+        bucket.sort(key=lambda al: (-al.score, al.outlet_id))
+    hits: list[SearchHit] = []
+    for aid, sno in keys:
+        card = cards.get(aid)
+        if card is None:
+            continue
+        sentence = sentences.get((aid, sno))
         hits.append(
             SearchHit(
-                event_id=r[1],
-                event_label=r[2],
+                event_id=card[0],
+                event_label=card[1],
                 article_id=aid,
-                outlet=r[3],
-                outlet_id=r[4],
-                lang=r[5] or "",
-                published_at=r[6],
-                title=r[7] or "",
-                url=r[8],
-                seg_no=int(r[9]),
-                original=r[10] or "",
-                english=r[11],
+                outlet=card[2],
+                outlet_id=card[3],
+                lang=card[4] or "",
+                published_at=card[5],
+                title=card[6] or "",
+                url=card[7],
+                seg_no=sno,
+                original=(sentence[0] if sentence else None) or card[6] or "",
+                english=sentence[2] if sentence else None,
                 score=float(scores.get(aid, 0.0)),
                 lexical_rank=lex_rank.get(aid),
                 semantic_rank=sem_rank.get(aid),
-                aligned=aligned.get((aid, int(r[9])), []),
+                aligned=aligned.get((aid, sno), [])[:ALIGNED_PER_HIT],
             )
         )
     return hits
 
 
-def _aligned(
+def _links(
     con: duckdb.DuckDBPyConnection, keys: list[tuple[str, int]]
-) -> dict[tuple[str, int], list[AlignedSentence]]:
-    """Sentences of other outlets linked to each (article, sentence), best link first."""
+) -> list[tuple[str, int, str, int, float]]:
+    """(article, sentence, other article, other sentence, score) for the keys' sentences, from
+    either side of the stored pair."""
+    wanted = set(keys)
     rows = con.execute(
-        f"""
-        WITH k AS (SELECT unnest(?) AS article_id, unnest(?) AS seg_no),
-        pairs AS (
-            SELECT article_a AS aid, seg_a AS sno, article_b AS oid, seg_b AS oseg, score
-            FROM segment_links
-            UNION ALL
-            SELECT article_b, seg_b, article_a, seg_a, score FROM segment_links
-        ),
-        en AS ({_ENGLISH})
-        SELECT p.aid, p.sno, coalesce(o.name, a.outlet_id), a.outlet_id, s.lang, p.oid, p.oseg,
-               s.text, CASE WHEN s.lang = 'en' THEN s.text ELSE en.english END, p.score
-        FROM k JOIN pairs p ON p.aid = k.article_id AND p.sno = k.seg_no
-        JOIN articles a ON a.article_id = p.oid
-        LEFT JOIN outlets o ON o.outlet_id = a.outlet_id
-        JOIN segments s ON s.article_id = p.oid AND s.seg_no = p.oseg
-        LEFT JOIN en ON en.article_id = p.oid AND en.seg_no = p.oseg
-        ORDER BY p.aid, p.sno, p.score DESC, a.outlet_id
-        """,
-        [[k[0] for k in keys], [k[1] for k in keys]],
+        "SELECT article_a, seg_a, article_b, seg_b, score FROM segment_links "
+        "WHERE list_contains($ids, article_a) OR list_contains($ids, article_b)",
+        {"ids": list(dict.fromkeys(a for a, _ in keys))},
     ).fetchall()
-    out: dict[tuple[str, int], list[AlignedSentence]] = {}
-    for r in rows:
-        bucket = out.setdefault((r[0], int(r[1])), [])
-        if len(bucket) < ALIGNED_PER_HIT:
-            bucket.append(AlignedSentence(r[2], r[3], r[4], r[5], int(r[6]), r[7], r[8], r[9]))
+    out: list[tuple[str, int, str, int, float]] = []
+    for a, sa, b, sb, score in rows:
+        if (a, sa) in wanted:
+            out.append((a, int(sa), b, int(sb), float(score)))
+        if (b, sb) in wanted:
+            out.append((b, int(sb), a, int(sa), float(score)))
     return out
+
+
+def _articles(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, tuple[Any, ...]]:
+    """article_id -> (event_id, event label, outlet name, outlet_id, lang, published_at, title,
+    url)."""
+    rows = con.execute(
+        """
+        WITH a AS (
+            SELECT article_id, outlet_id, lang, published_at, title, url FROM articles
+            WHERE list_contains($ids, article_id)
+        ), ea AS (
+            SELECT article_id, event_id FROM event_articles WHERE list_contains($ids, article_id)
+        )
+        SELECT a.article_id, ea.event_id, e.label, coalesce(o.name, a.outlet_id), a.outlet_id,
+               a.lang, a.published_at, a.title, a.url
+        FROM a LEFT JOIN ea USING (article_id)
+        LEFT JOIN events e ON e.event_id = ea.event_id
+        LEFT JOIN outlets o ON o.outlet_id = a.outlet_id
+        """,
+        {"ids": ids},
+    ).fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+def _sentences(
+    con: duckdb.DuckDBPyConnection, ids: list[str]
+) -> dict[tuple[str, int], tuple[str, str | None, str | None]]:
+    """(article_id, seg_no) -> (text, lang, English: the text itself for English, the latest
+    translation otherwise, None while pending) for every sentence of the articles."""
+    rows = con.execute(
+        """
+        WITH s AS (
+            SELECT article_id, seg_no, text, lang FROM segments
+            WHERE list_contains($ids, article_id)
+        ), t AS (
+            SELECT article_id, seg_no, arg_max(text_en, created_at) AS english
+            FROM translations
+            WHERE list_contains($ids, article_id) AND model_id <> 'identity'
+            GROUP BY article_id, seg_no
+        )
+        SELECT s.article_id, s.seg_no, s.text, s.lang,
+               CASE WHEN s.lang = 'en' THEN s.text ELSE t.english END
+        FROM s LEFT JOIN t USING (article_id, seg_no)
+        """,
+        {"ids": ids},
+    ).fetchall()
+    return {(r[0], int(r[1])): (r[2], r[3], r[4]) for r in rows}

@@ -158,8 +158,31 @@ def match_watch(
     semantic_floor: float,
     at: datetime | None = None,
 ) -> MatchResult:
-    """Insert the alerts (and their pending deliveries) this watch owes; one transaction."""
-    from pipeline.warehouse import transaction
+    """Insert the alerts (and their pending deliveries) this watch owes; one transaction.
+
+    On a DuckLake (no keys) the transaction runs under the advisory locks of `alerts` and
+    `alert_deliveries` (`warehouse_backends.writes`), so two workers matching at once take
+    turns: the second reads the first one's committed rows and inserts nothing twice; a lost
+    commit is retried whole. The inserts are MERGEs on the ledger's natural key, which keep an
+    existing row, on both backends."""
+    from pipeline.warehouse_backends import writes
+
+    return writes("alerts", "alert_deliveries")(_match_watch)(
+        con, watch, embedder, semantic_floor=semantic_floor, at=at
+    )
+
+
+def _match_watch(
+    con: duckdb.DuckDBPyConnection,
+    watch: Watch,
+    embedder: Embedder | None,
+    *,
+    semantic_floor: float,
+    at: datetime | None,
+) -> MatchResult:
+    import pyarrow as pa
+
+    from pipeline.warehouse import merge_from, transaction
 
     at = at or datetime.now(UTC)
     result = MatchResult(watch.name)
@@ -195,28 +218,38 @@ def match_watch(
             return result
         payloads = _payloads(con, watch, todo)
         todo.sort(key=lambda m: m.article_id)
-        con.executemany(
-            "INSERT INTO alerts (watch, article_id, event_id, seg_no, score, payload, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [
-                (
-                    watch.name,
-                    m.article_id,
-                    payloads[m.article_id]["event_id"],
-                    payloads[m.article_id]["seg_no"],
-                    m.score,
-                    json.dumps(payloads[m.article_id], ensure_ascii=False),
-                    at,
-                )
-                for m in todo
-            ],
+        alerts = pa.table(
+            {
+                "watch": [watch.name] * len(todo),
+                "article_id": [m.article_id for m in todo],
+                "event_id": pa.array(
+                    [payloads[m.article_id]["event_id"] for m in todo], pa.string()
+                ),
+                "seg_no": pa.array([payloads[m.article_id]["seg_no"] for m in todo], pa.int32()),
+                "score": pa.array([m.score for m in todo], pa.float64()),
+                "payload": [json.dumps(payloads[m.article_id], ensure_ascii=False) for m in todo],
+                "created_at": pa.array([at] * len(todo), pa.timestamp("us", tz="UTC")),
+            }
         )
-        if watch.notify:
-            con.executemany(
-                "INSERT INTO alert_deliveries (watch, article_id, target, status) "
-                "VALUES (?, ?, ?, 'pending') ON CONFLICT DO NOTHING",
-                [(watch.name, m.article_id, t) for m in todo for t in watch.notify],
-            )
+        deliveries = pa.table(
+            {
+                "watch": [watch.name] * (len(todo) * len(watch.notify)),
+                "article_id": [m.article_id for m in todo for _ in watch.notify],
+                "target": [t for _ in todo for t in watch.notify],
+                "status": ["pending"] * (len(todo) * len(watch.notify)),
+                "attempts": pa.array([0] * (len(todo) * len(watch.notify)), pa.int32()),
+            }
+        )
+        for name, table in (("alerts", alerts), ("alert_deliveries", deliveries)):
+            if not table.num_rows:
+                continue
+            temp = f"_parallax_{name}_in"
+            con.register(temp, table)
+            try:
+                cols = table.column_names
+                merge_from(con, name, cols, f"SELECT * FROM {temp}", update=False)
+            finally:
+                con.unregister(temp)
         result.new_alerts = [m.article_id for m in todo]
     return result
 

@@ -133,7 +133,22 @@ def deliver_pending(
     at: datetime | None = None,
 ) -> DeliveryResult:
     """Try every pending delivery once. `sender(target, alert)` defaults to :func:`send`; the
-    Airflow task passes one that goes through a BaseNotifier."""
+    Airflow task passes one that goes through a BaseNotifier. On a DuckLake the whole pass
+    holds the `alert_deliveries` advisory lock, so two workers never send the same pending
+    alert at once (the second sees the first one's 'sent' marks)."""
+    from pipeline.warehouse_backends import table_locks
+
+    with table_locks(con, ("alert_deliveries",)):
+        return _deliver_pending(con, settings, sender, at=at)
+
+
+def _deliver_pending(
+    con: duckdb.DuckDBPyConnection,
+    settings: WatchSettings,
+    sender: Sender | None,
+    *,
+    at: datetime | None,
+) -> DeliveryResult:
     from pipeline.warehouse import transaction
 
     do_send: Sender = sender or (lambda target, alert: send(target, alert, settings))
