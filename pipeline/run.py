@@ -348,7 +348,6 @@ def step_embed_segments(settings: Settings) -> StageResult:
     """Sentence vectors for link (segments of events covered by more than one outlet), computed
     with no database open, so `step_link` finds them cached."""
     import numpy as np
-    import pyarrow as pa
 
     from pipeline.align.vectors import embedder_for
     from pipeline.records import sha256_text
@@ -370,28 +369,15 @@ def step_embed_segments(settings: Settings) -> StageResult:
     if todo:
         todo.sort(key=lambda t: (len(t[2]), t[0], t[1]))
         vecs = embedder.embed([t[2] for t in todo]).astype(np.float32)
-        table = pa.table(
-            {
-                "article_id": [t[0] for t in todo],
-                "seg_no": pa.array([t[1] for t in todo], type=pa.int32()),
-                "embedder": [embedder.name] * len(todo),
-                "text_sha256": [t[3] for t in todo],
-                "vector": pa.array(list(vecs), type=pa.list_(pa.float32())),
-            }
-        )
-        with warehouse.open_warehouse(settings, purpose="embed segments: write") as con:
-            con.register("_parallax_segvec_new", table)
-            try:
-                with warehouse.transaction(con):
-                    warehouse.merge_from(  # by natural key, on a DuckDB file and a DuckLake
-                        con,
-                        "segment_vectors",
-                        ["article_id", "seg_no", "embedder", "text_sha256", "vector"],
-                        "SELECT article_id, seg_no, embedder, text_sha256, vector "
-                        "FROM _parallax_segvec_new",
-                    )
-            finally:
-                con.unregister("_parallax_segvec_new")
+        rows = [
+            (aid, seg, embedder.name, digest, vec)
+            for (aid, seg, _, digest), vec in zip(todo, vecs, strict=True)
+        ]
+        with (
+            warehouse.open_warehouse(settings, purpose="embed segments: write") as con,
+            warehouse.transaction(con),
+        ):
+            warehouse.upsert_segment_vectors(con, rows)
     result.add("embedded", len(todo))
     result.seconds = time.perf_counter() - t0
     return result

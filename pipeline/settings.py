@@ -291,11 +291,9 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     env: dict[str, Any] = {
         attr: os.environ[var] for var, attr in _ENV.items() if os.environ.get(var)
     }
-    airflow = {a: os.environ[v] for v, a in _ENV_AIRFLOW.items() if os.environ.get(v, "").strip()}
-    if airflow:
-        env["airflow"] = airflow
-    align = {a: os.environ[v] for v, a in _ENV_ALIGN.items() if os.environ.get(v, "").strip()}
-    if align:
-        env["align"] = align
+    for section, names in (("airflow", _ENV_AIRFLOW), ("align", _ENV_ALIGN)):
+        values = {a: os.environ[v] for v, a in names.items() if os.environ.get(v, "").strip()}
+        if values:
+            env[section] = values
     settings = _apply(settings, env)
     return _apply(settings, overrides) if overrides else settings

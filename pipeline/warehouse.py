@@ -515,8 +515,6 @@ def load_links(con: duckdb.DuckDBPyConnection, output: LinkOutput) -> None:
     transaction, so a crash leaves every event either relinked or as it was."""
     from dataclasses import astuple
 
-    import pyarrow as pa
-
     link_cols = ["event_id", "article_a", "seg_a", "article_b", "seg_b", "score", "method"]
     div_cols = [*link_cols[:5], "kind", "span_a", "span_b", "value_a", "value_b", "unit"]
     div_cols += ["english_a", "english_b"]
@@ -534,29 +532,36 @@ def load_links(con: duckdb.DuckDBPyConnection, output: LinkOutput) -> None:
         _insert(con, "segment_links", link_cols, links)
         _insert(con, "divergences", div_cols, divergences)
         _insert(con, "link_state", ["event_id", "fingerprint"], sorted(output.fingerprints.items()))
-        if output.new_vectors:
-            cols = ["article_id", "seg_no", "embedder", "text_sha256", "vector"]
-            rows = pa.table(
-                {
-                    "article_id": [v[0] for v in output.new_vectors],
-                    "seg_no": pa.array([v[1] for v in output.new_vectors], type=pa.int32()),
-                    "embedder": [v[2] for v in output.new_vectors],
-                    "text_sha256": [v[3] for v in output.new_vectors],
-                    "vector": pa.array(
-                        [v[4] for v in output.new_vectors], type=pa.list_(pa.float32())
-                    ),
-                }
-            )
-            con.register("_parallax_linkvec_in", rows)
-            try:
-                merge_from(
-                    con,
-                    "segment_vectors",
-                    cols,
-                    f"SELECT {', '.join(cols)} FROM _parallax_linkvec_in",
-                )
-            finally:
-                con.unregister("_parallax_linkvec_in")
+        upsert_segment_vectors(con, output.new_vectors)
+
+
+def upsert_segment_vectors(
+    con: duckdb.DuckDBPyConnection, rows: Sequence[tuple[str, int, str, str, Any]]
+) -> None:
+    """(article_id, seg_no, embedder, text_sha256, float32 vector) rows into `segment_vectors`,
+    by natural key, in the caller's transaction (a DuckDB file and a DuckLake alike)."""
+    if not rows:
+        return
+    import pyarrow as pa
+
+    cols = ["article_id", "seg_no", "embedder", "text_sha256", "vector"]
+    table = pa.table(
+        {
+            "article_id": [r[0] for r in rows],
+            "seg_no": pa.array([r[1] for r in rows], type=pa.int32()),
+            "embedder": [r[2] for r in rows],
+            "text_sha256": [r[3] for r in rows],
+            "vector": pa.array([r[4] for r in rows], type=pa.list_(pa.float32())),
+        }
+    )
+    con.register(_SEGVEC_IN, table)
+    try:
+        merge_from(con, "segment_vectors", cols, f"SELECT {', '.join(cols)} FROM {_SEGVEC_IN}")
+    finally:
+        con.unregister(_SEGVEC_IN)
+
+
+_SEGVEC_IN = "_parallax_segvec_in"
 
 
 @backends.writes("events", "event_articles")
