@@ -1,6 +1,6 @@
 """Search and watches on a DuckLake (catalog in PostgreSQL, Parquet data): the same hits and the
 same alerts as on a DuckDB file, exactly one alert per watch and article even with two workers
-matching at once, and the fts index kept in a local cache beside the lake."""
+matching at once, and the BM25 index kept in a local cache beside the lake."""
 
 from __future__ import annotations
 
@@ -113,8 +113,8 @@ def test_search_and_watch_on_ducklake_as_on_a_file(pg_cluster: PgCluster, tmp_pa
                 "sent": sorted(json.loads(x)["article_id"] for x in sent.read_text().splitlines()),
                 "search": _searches(con, settings),
             }
-            if name == "lake":  # the fts index lives in the local cache, not in the lake
-                from pipeline.search.index_store import cache_path
+            if name == "lake":  # the BM25 index lives in the local cache, not in the lake
+                from pipeline.search.index_store import INDEX_SCHEMA, cache_path
                 from pipeline.warehouse_backends import lake_catalog
 
                 assert cache_path(lake, lake_catalog(con) or "").is_file()
@@ -122,7 +122,7 @@ def test_search_and_watch_on_ducklake_as_on_a_file(pg_cluster: PgCluster, tmp_pa
                     "SELECT schema_name FROM duckdb_schemas() "
                     "WHERE database_name = current_database()"
                 ).fetchall()
-                assert not any(s.startswith("fts_") for (s,) in schemas)
+                assert not any(s.startswith("fts_") or s == INDEX_SCHEMA for (s,) in schemas)
     assert got["lake"] == got["file"]
     lake_got = got["lake"]
     assert lake_got["alerts"] == lake_got["sent"] == ["h1", "h2"]  # bare and prefixed forms

@@ -1,12 +1,13 @@
 """Where the full-text index lives: in the warehouse file, or beside a DuckLake.
 
-On a DuckDB file the fts index (schema `fts_main_search_docs`, with our `postings` and `docmeta`
-tables) sits in the warehouse itself. A DuckLake cannot hold it: fts keeps macros and needs
-keys DuckLake lacks. There, `search_docs` (the folded terms, maintained incrementally by MERGE)
-stays in the lake, shared by every worker, and each machine keeps the derived index in a local
-DuckDB file under the runtime folder, attached to the connection as `parallax_search` and
-rebuilt from the lake's `search_docs` whenever the lake's generation moved past it. The index is
-derived data: losing the file costs one rebuild, never a row.
+On a DuckDB file the BM25 index (schema `lexical_index`: `dict`, `postings`, `docmeta`, ...;
+see `pipeline.search.bm25_index`) sits in the warehouse itself. On a DuckLake, `search_docs`
+(the folded terms, maintained incrementally by MERGE) stays in the lake, shared by every worker,
+and each machine keeps the derived index in a local DuckDB file under the runtime folder,
+attached to the connection as `parallax_search` and brought up to the lake's generation by the
+same incremental updates (the lake's tables are read in place; a sorted, compacted index with
+its many small updates is a poor fit for DuckLake's files, and it is per-machine derived data).
+Losing the file costs one rebuild, never a row.
 
 A second process on the same machine that finds the cache file locked (DuckDB allows one
 writer per file) builds a private copy for its connection instead, removed when it detaches.
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CACHE_ALIAS = "parallax_search"
-FTS_SCHEMA = "fts_main_search_docs"
+INDEX_SCHEMA = "lexical_index"
+FTS_SCHEMA = "fts_main_search_docs"  # where fts kept the index before layout 5: dropped on rebuild
 
 
 def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
@@ -50,16 +52,16 @@ def cache_attached(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def index_db(con: duckdb.DuckDBPyConnection) -> str:
-    """The catalog holding the fts index: the cache beside a DuckLake, else the warehouse."""
+    """The catalog holding the index: the cache beside a DuckLake, else the warehouse."""
     if cache_attached(con):
         return CACHE_ALIAS
     rows = con.execute("SELECT current_database()").fetchall()
     return str(rows[0][0])
 
 
-def fts(con: duckdb.DuckDBPyConnection) -> str:
-    """Qualified name of the fts schema, for SQL: `"db".fts_main_search_docs`."""
-    return f'"{index_db(con)}".{FTS_SCHEMA}'
+def lexical(con: duckdb.DuckDBPyConnection) -> str:
+    """Qualified name of the index's schema, for SQL: `"db".lexical_index`."""
+    return f'"{index_db(con)}".{INDEX_SCHEMA}'
 
 
 def cache_path(settings: Settings, catalog: str) -> Path:

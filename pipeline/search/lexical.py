@@ -1,21 +1,12 @@
-"""BM25 over original sentences and their English, on DuckDB's `fts` extension.
+"""BM25 over original sentences and their English: keeping `search_docs` current, and queries.
 
 `search_docs` holds one row per segment with folded, prefix-expanded terms and is kept up to
 date incrementally (only segments whose text or English changed are normalised again, written
-by MERGE so the same code runs on a DuckDB file and on a DuckLake). The fts index itself cannot
-be updated in place, so it is rebuilt from `search_docs` whenever a row changed, together with
-two tables derived from it that make a query cheap at 100,000 articles:
-
-- `postings (termid, docid, weight)`, sorted by term: each term's BM25 contribution to each
-  sentence, computed once per rebuild from fts's `terms`, `docs`, `dict` and `stats`. A query
-  reads only the row groups of its terms instead of joining the 4-million-row `terms` table
-  (bench/bench_search.py: the same scores, several times faster);
-- `docmeta (docid, article_id, seg_no, lang, outlet_id, published_at)`: the language, outlet and
-  time filters apply here, without a join to `articles`.
-
-A `built` row written last records the `search_docs` generation, the articles' version sum and
-the layout it was built from, so a crash part-way or a layout change rebuilds on the next
-refresh. Where the index lives (the warehouse file, or a local cache beside a DuckLake) is
+by MERGE so the same code runs on a DuckDB file and on a DuckLake). Every write stamps its rows
+with a new generation in the same transaction, and `pipeline.search.bm25_index` then brings the
+BM25 tables (`dict`, `postings` sorted by term, `docmeta` with the filter columns, `stats`) up
+to that generation by what changed, never by rebuilding from all of history. Where the index
+lives (the warehouse file, or a local cache beside a DuckLake) is
 `pipeline.search.index_store`'s business.
 """
 
@@ -27,9 +18,12 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pipeline import faults
 from pipeline.duckdb_ext import load_extension
 from pipeline.records import sha256_text
-from pipeline.search.index_store import CACHE_ALIAS, FTS_SCHEMA, cache_attached, fts, is_lake
+from pipeline.search import bm25_index
+from pipeline.search.bm25_index import INDEX_LAYOUT, STEMMER
+from pipeline.search.index_store import INDEX_SCHEMA, cache_attached, is_lake, lexical
 from pipeline.search.normalise import index_text, match_keys, query_terms
 
 if TYPE_CHECKING:
@@ -39,9 +33,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FTS_SCHEMA", "IndexRefresh", "refresh_index", "search_lexical", "match_all_words"]
+__all__ = [
+    "INDEX_LAYOUT",
+    "INDEX_SCHEMA",
+    "IndexRefresh",
+    "refresh_index",
+    "search_lexical",
+    "match_all_words",
+]
 
-INDEX_LAYOUT = 4  # bump when the derived tables change: an index of another layout is rebuilt
 _TEMP = "_parallax_search_docs_in"
 _DOC_COLUMNS = [
     "doc_id",
@@ -62,10 +62,11 @@ class SearchIndexMissing(RuntimeError):
 class IndexRefresh:
     changed: int  # search_docs rows written
     removed: int  # rows of segments that no longer exist
-    rebuilt: bool  # fts index rebuilt
+    rebuilt: bool  # index built from scratch (first build, new layout, or forced)
     normalise_s: float
-    rebuild_s: float
+    rebuild_s: float  # seconds spent on the index (an update or a rebuild)
     meta_only: bool = False  # only docmeta refreshed (article metadata moved, no text did)
+    index: bm25_index.IndexUpdate = bm25_index.NOTHING  # what the index update did
 
 
 def _pending_rows(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int, str, str, str]]:
@@ -90,48 +91,9 @@ def _pending_rows(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int, s
     ).fetchall()
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, db: str, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? "
-            "AND table_name = ?",
-            [db, schema, table],
-        ).fetchall()[0][0]
-    )
-
-
-def _index_catalog(con: duckdb.DuckDBPyConnection) -> str:
-    if cache_attached(con):
-        return CACHE_ALIAS
-    return str(con.execute("SELECT current_database()").fetchall()[0][0])
-
-
-def _built(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int] | None:
-    """(generation, articles, version sum) the index was built at; None when there is no
-    complete index of this layout."""
-    if not _table_exists(con, _index_catalog(con), FTS_SCHEMA, "built"):
-        return None
-    rows = con.execute(f"SELECT layout, generation, articles, versions FROM {fts(con)}.built")
-    got = rows.fetchall()
-    if not got or got[0][0] != INDEX_LAYOUT:
-        return None
-    return int(got[0][1]), int(got[0][2]), int(got[0][3])
-
-
 def index_exists(con: duckdb.DuckDBPyConnection) -> bool:
-    return _built(con) is not None
-
-
-def _generation(con: duckdb.DuckDBPyConnection) -> int:
-    rows = con.execute("SELECT generation FROM search_index_state WHERE name = 'fts'").fetchall()
-    return int(rows[0][0]) if rows else 0
-
-
-def _articles_version(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    """(articles, sum of versions): moves whenever an article is added or edited, the only
-    times its language, outlet or time (docmeta) can change."""
-    row = con.execute("SELECT count(*), coalesce(sum(version), 0) FROM articles").fetchall()[0]
-    return int(row[0]), int(row[1])
+    """A complete index of this layout is reachable from `con`."""
+    return bm25_index.read_built(con) is not None
 
 
 def _write_docs(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
@@ -156,32 +118,46 @@ def _write_docs(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     con.register(_TEMP, table)
     try:
         with transaction(con):
+            # the rows written now carry the generation this transaction commits: the index
+            # update reads what is past its own generation, so a crash before it loses nothing
+            gen = bm25_index.generation(con) + 1
             if rows:
-                merge_from(con, "search_docs", _DOC_COLUMNS, f"SELECT * FROM {_TEMP}")
+                merge_from(
+                    con,
+                    "search_docs",
+                    [*_DOC_COLUMNS, "generation"],
+                    f"SELECT *, ?::BIGINT AS generation FROM {_TEMP}",
+                    [gen],
+                )
             removed = con.execute(
                 "DELETE FROM search_docs WHERE (article_id, seg_no) NOT IN "
                 "(SELECT (article_id, seg_no) FROM segments)"
             ).fetchall()[0][0]
             if rows or removed:
-                # committed with the docs: a crash before the rebuild leaves the index's built
-                # generation behind, so the next refresh rebuilds instead of keeping it stale
                 merge_from(
                     con,
                     "search_index_state",
                     ["name", "generation", "built_gen", "built_at", "docs"],
-                    "SELECT 'fts' AS name, coalesce(max(generation), 0) + 1 AS generation, "
+                    "SELECT 'fts' AS name, ?::BIGINT AS generation, "
                     "coalesce(max(built_gen), 0) AS built_gen, max(built_at) AS built_at, "
                     "max(docs) AS docs FROM search_index_state WHERE name = 'fts'",
+                    [gen],
                 )
     finally:
         con.unregister(_TEMP)
     return len(rows), int(removed)
 
 
-def refresh_index(con: duckdb.DuckDBPyConnection, *, force_rebuild: bool = False) -> IndexRefresh:
-    """Bring `search_docs` up to date with segments and translations, then rebuild the fts
-    index if anything changed since it was built (or it does not exist yet). Safe to call
-    after every load, on a DuckDB file or (with `index_store.search_index`) a DuckLake."""
+def refresh_index(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    force_rebuild: bool = False,
+    compact_fraction: float = bm25_index.COMPACT_FRACTION,
+) -> IndexRefresh:
+    """Bring `search_docs` up to date with segments and translations, then the BM25 index up to
+    `search_docs` by what changed since its last update (built from scratch the first time, for
+    a new layout, or with `force_rebuild`). Safe to call after every load, on a DuckDB file or
+    (with `index_store.search_index`) a DuckLake."""
     from pipeline.warehouse_backends import writes
 
     if is_lake(con) and not cache_attached(con):
@@ -192,111 +168,38 @@ def refresh_index(con: duckdb.DuckDBPyConnection, *, force_rebuild: bool = False
     t0 = time.perf_counter()
     changed, removed = writes("search_docs", "search_index_state")(_write_docs)(con)
     normalise_s = time.perf_counter() - t0
+    faults.point("search.index.after_docs")
     t1 = time.perf_counter()
-    built = _built(con)
-    generation = _generation(con)
-    articles = _articles_version(con)
-    rebuilt = meta_only = False
-    if force_rebuild or built is None or built[0] != generation:
-        rebuild_index(con, generation, articles)
-        rebuilt = True
-    elif (built[1], built[2]) != articles:
-        _write_meta(con, generation, articles)
-        meta_only = True
+    update = bm25_index.update(con, force_rebuild=force_rebuild, compact_fraction=compact_fraction)
     refresh = IndexRefresh(
-        changed, removed, rebuilt, normalise_s, time.perf_counter() - t1, meta_only
+        changed,
+        removed,
+        update.rebuilt,
+        normalise_s,
+        time.perf_counter() - t1,
+        update.meta_only,
+        update,
     )
     log.info(
-        "search index: %d doc(s) written, %d removed, rebuilt=%s (%.2fs + %.2fs)",
+        "search index: %d doc(s) written, %d removed; index %s %d doc(s), dropped %d, "
+        "meta %d%s (%.2fs + %.2fs)",
         refresh.changed,
         refresh.removed,
-        refresh.rebuilt,
+        "rebuilt with" if update.rebuilt else "updated",
+        update.indexed,
+        update.dropped,
+        update.meta_updated,
+        ", compacted" if update.compacted else "",
         refresh.normalise_s,
         refresh.rebuild_s,
     )
     return refresh
 
 
-def _docmeta_sql(con: duckdb.DuckDBPyConnection) -> str:
-    f = fts(con)
-    docs = f'"{_index_catalog(con)}".main.search_docs'
-    return f"""
-        CREATE OR REPLACE TABLE {f}.docmeta AS
-        SELECT dd.docid, sd.article_id, sd.seg_no, a.lang, a.outlet_id, a.published_at
-        FROM {f}.docs dd JOIN {docs} sd ON sd.doc_id = dd.name
-        JOIN articles a ON a.article_id = sd.article_id
-        ORDER BY dd.docid
-    """
-
-
-def _write_built(
-    con: duckdb.DuckDBPyConnection, generation: int, articles: tuple[int, int]
-) -> None:
-    f = fts(con)
-    con.execute(
-        f"CREATE OR REPLACE TABLE {f}.built AS SELECT ?::INTEGER AS layout, "
-        "?::BIGINT AS generation, ?::BIGINT AS articles, ?::BIGINT AS versions, "
-        f"(SELECT count(*) FROM {f}.docs) AS docs",
-        [INDEX_LAYOUT, generation, *articles],
-    )
-
-
-def _write_meta(con: duckdb.DuckDBPyConnection, generation: int, articles: tuple[int, int]) -> None:
-    from pipeline.warehouse import transaction
-
-    with transaction(con):
-        con.execute(_docmeta_sql(con))
-        _write_built(con, generation, articles)
-
-
-def rebuild_index(
-    con: duckdb.DuckDBPyConnection,
-    generation: int | None = None,
-    articles: tuple[int, int] | None = None,
-) -> None:
-    """(Re)create the fts index over search_docs, then `postings`, `docmeta` and `built`. Terms
-    are pre-folded in Python; fts only lower-cases, splits on non-letters and Porter-stems
-    (which leaves Hebrew/Arabic alone). Beside a DuckLake, `search_docs` is copied into the
-    local cache first and the index built there."""
-    load_extension(con, "fts")
-    generation = _generation(con) if generation is None else generation
-    articles = _articles_version(con) if articles is None else articles
-    home = str(con.execute("SELECT current_database()").fetchall()[0][0])
-    catalog = _index_catalog(con)
-    # No enclosing transaction: fts builds its tables far slower inside one (136 s against
-    # 8 s at 10,000 articles). `built`, written last, is what marks the index complete.
-    if catalog != home:
-        con.execute(
-            f'CREATE OR REPLACE TABLE "{catalog}".main.search_docs AS '
-            f'SELECT * FROM "{home}".main.search_docs'
-        )
-        con.execute(f'USE "{catalog}"')
-    try:
-        con.execute(
-            "PRAGMA create_fts_index('search_docs', 'doc_id', 'original_terms', "
-            "'english_terms', stemmer = 'porter', stopwords = 'english', "
-            "ignore = '[^\\p{L}\\p{N}]+', strip_accents = 0, lower = 1, overwrite = 1)"
-        )
-    finally:
-        if catalog != home:
-            con.execute(f'USE "{home}"')
-    f = fts(con)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TABLE {f}.postings AS
-        WITH tf AS (
-            SELECT termid, docid, count(*) AS tf FROM {f}.terms GROUP BY termid, docid
-        )
-        SELECT tf.termid, tf.docid,
-               ln((st.num_docs - d.df + 0.5) / (d.df + 0.5) + 1)
-               * (tf.tf * 2.2) / (tf.tf + 1.2 * (0.25 + 0.75 * dd.len / st.avgdl)) AS weight
-        FROM tf JOIN {f}.dict d USING (termid) JOIN {f}.docs dd USING (docid)
-        CROSS JOIN {f}.stats st
-        ORDER BY tf.termid, tf.docid
-        """
-    )
-    con.execute(_docmeta_sql(con))
-    _write_built(con, generation, articles)
+def rebuild_index(con: duckdb.DuckDBPyConnection) -> bm25_index.IndexUpdate:
+    """Build the index from scratch over the current `search_docs` (what `force_rebuild` does
+    after bringing search_docs up to date)."""
+    return bm25_index.update(con, force_rebuild=True)
 
 
 @dataclass(frozen=True)
@@ -306,33 +209,41 @@ class LexicalHit:
     score: float
 
 
-# BM25 (k1 = 1.2, b = 0.75, the fts defaults) summed over the query's terms from `postings`,
-# reading only the row groups of those terms. Same scores as fts's `match_bm25` macro, but it
-# also serves all-words matching: the macro counts stop words among the query's tokens, so with
-# `conjunctive := 1` a query containing "the" never matches. The query's terms come folded and
-# split by `normalise` (letters and digits only: exactly the fts tokenizer's tokens, so its
-# macro, a few ms per query, is not needed), lower-cased as fts does, stop words dropped, then
-# Porter-stemmed as at index time.
-def _bm25_sql(f: str, where: str) -> str:
+# BM25 (k1 = 1.2, b = 0.75, the fts defaults) summed over the query's terms, computed from each
+# posting's tf, its document's length, the term's df and the index's stats (so that adding
+# documents never rewrites old rows), reading only the postings row groups of those terms. The
+# same scores as a `postings` of precomputed weights over fts's tables (what layout 4 stored),
+# and ln(10) times fts's `match_bm25` macro (which takes `log`, base 10 in DuckDB). Unlike the
+# macro it also serves all-words matching: the macro counts stop words among the query's tokens,
+# so with `conjunctive := 1` a query containing "the" never matches. The query's terms come
+# folded and split by `normalise` (letters and digits only: exactly the fts tokenizer's tokens),
+# lower-cased as fts does, stop words dropped, then Porter-stemmed as at index time.
+def _bm25_sql(s: str, where: str) -> str:
     return f"""
     WITH tok AS (
         SELECT DISTINCT lower(unnest(?::VARCHAR[])) AS w
     ), q AS (
-        SELECT DISTINCT stem(w, 'porter') AS t FROM tok
-        WHERE w <> '' AND w NOT IN (SELECT sw FROM {f}.stopwords)
+        SELECT DISTINCT stem(w, '{STEMMER}') AS t FROM tok
+        WHERE w <> '' AND w NOT IN (SELECT sw FROM {s}.stopwords)
+    ), st AS (
+        SELECT num_docs, total_len / num_docs AS avgdl FROM {s}.stats
     ), qt AS (
-        SELECT d.termid FROM {f}.dict d JOIN q ON d.term = q.t
+        SELECT d.termid, ln((st.num_docs - d.df + 0.5) / (d.df + 0.5) + 1) AS idf
+        FROM {s}.dict d JOIN q ON d.term = q.t CROSS JOIN st
     ), sc AS (
-        SELECT p.docid, sum(p.weight) AS score
-        FROM {f}.postings p WHERE p.termid IN (SELECT termid FROM qt)
-        GROUP BY p.docid
+        SELECT m.article_id, m.seg_no,
+               sum(qt.idf * (p.tf * 2.2) / (p.tf + 1.2 * (0.25 + 0.75 * m.len / st.avgdl)))
+                   AS score
+        FROM {s}.postings p JOIN qt USING (termid) JOIN {s}.docmeta m USING (docid)
+        CROSS JOIN st
+        WHERE p.termid IN (SELECT termid FROM qt) {where}
+        GROUP BY m.docid, m.article_id, m.seg_no
         HAVING NOT ? OR count(*) = (SELECT count(*) FROM q)
     )
-    SELECT m.article_id, arg_max(m.seg_no, sc.score) AS seg_no, max(sc.score) AS score
-    FROM sc JOIN {f}.docmeta m USING (docid)
-    WHERE true {where}
-    GROUP BY m.article_id
-    ORDER BY score DESC, m.article_id
+    SELECT article_id, first(seg_no ORDER BY score DESC, seg_no) AS seg_no, max(score) AS score
+    FROM sc
+    GROUP BY article_id
+    ORDER BY score DESC, article_id
 """
 
 
@@ -360,8 +271,8 @@ def _article_scores(
 
     _ensure_fts(con)
     where, params = filters.sql("m")
-    sql = _bm25_sql(fts(con), where) + ("LIMIT ?" if limit is not None else "")
-    args = [list(terms), conjunctive, *params, *([limit] if limit is not None else [])]
+    sql = _bm25_sql(lexical(con), where) + ("LIMIT ?" if limit is not None else "")
+    args = [list(terms), *params, conjunctive, *([limit] if limit is not None else [])]
     try:  # no catalog look-up on the way: the index is there but once in a lifetime
         rows = con.execute(sql, args).fetchall()
     except duckdb.CatalogException as exc:
@@ -378,7 +289,8 @@ def search_lexical(
     *,
     limit: int = 100,
 ) -> list[LexicalHit]:
-    """Best-scoring sentence per article, articles by BM25 descending (ties by article id).
+    """Best-scoring sentence per article (ties: the first), articles by BM25 descending (ties by
+    article id).
     Any query word matches (surface or stripped form); more words, more score."""
     rows = _article_scores(con, query_terms(query), filters, conjunctive=False, limit=limit)
     return [LexicalHit(*r) for r in rows]
