@@ -4,14 +4,17 @@ For each size N (sentences): a warehouse of N/2 synthetic articles (2 sentences 
 Hebrew/Arabic/English words with proclitics, as in bench_search.py; English for half of the
 he/ar sentences) is indexed from scratch, then N/100 new sentences are added and the index is
 refreshed (normalising the new sentences into `search_docs`, then the incremental BM25 update),
-then the same again with 1% of the old sentences' English replaced (rewritten documents). With
+then 200 more (the same batch at both sizes), a refresh with nothing new (what finding that out
+costs), and ~0.7% of the sentences with other English (rewritten documents). With
 `--fts`, the old way is timed too: fts's `create_fts_index` over all of search_docs (what every
 refresh cost before layout 5), which grows with N where the incremental update follows the batch.
 
 Prints the load average with the figures (the machine is shared); ratios are within one run.
-Last line: `refresh_small_s=… refresh_big_s=… per_doc_ratio=… update_over_full_big=…` where
-per_doc_ratio is the big size's refresh seconds per new sentence over the small size's (1.0:
-cost proportional to the batch; N_big/N_small: proportional to history).
+Last line: `refresh_small_s=… refresh_big_s=… per_doc_ratio=… fixed_batch_update_ratio=…
+update_over_full_big=…`: per_doc_ratio is the big size's refresh seconds per new sentence (1%
+batches) over the small size's (1.0: cost proportional to the batch; N_big/N_small:
+proportional to history); fixed_batch_update_ratio the index update for the same 200 sentences,
+big over small (1.0: independent of history).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_search import PREFIX, WORDS, _vocab  # noqa: E402
 from pipeline.records import article_id_for  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
+
+FIXED = 200  # sentences of the fixed-size batch
 
 
 def _texts(rng: np.random.Generator, lang: str, count: int) -> list[str]:
@@ -132,6 +137,16 @@ def run_size(docs: int, work: Path, *, fts: bool) -> dict[str, float]:
         out["new_normalise_s"], out["new_index_s"] = new.normalise_s, new.rebuild_s
         out["new_refresh_s"] = new.normalise_s + new.rebuild_s
         out["new_compacted"] = float(new.index.compacted)
+        # the same 200 new sentences at every size: what grows with history is what remains
+        add_articles(con, n + n // 100, FIXED // 2, seed=3)
+        fixed = refresh_index(con)
+        assert not fixed.rebuilt and fixed.index.indexed == FIXED, fixed
+        out["fixed_refresh_s"] = fixed.normalise_s + fixed.rebuild_s
+        out["fixed_index_s"] = fixed.rebuild_s
+        # nothing changed: the scans that find that out (segments and translations hashed)
+        noop = refresh_index(con)
+        assert noop.changed == 0 and not noop.index.indexed, noop
+        out["noop_refresh_s"] = noop.normalise_s + noop.rebuild_s
         # 1% of the sentences get other English (rewritten documents: old postings out)
         con.execute(
             "UPDATE translations SET text_en = text_en || ' revised', created_at = now() "
@@ -192,15 +207,19 @@ def main() -> None:
     per_doc = (big["new_refresh_s"] / big["new_docs"]) / (
         small["new_refresh_s"] / small["new_docs"]
     )
+    fixed = big["fixed_index_s"] / small["fixed_index_s"]
     print(
         f"sizes {sizes[0]} -> {sizes[1]} ({sizes[1] / sizes[0]:.0f}x history): refresh per new "
         f"sentence {per_doc:.2f}x; index update share of a full build "
         f"{small['new_index_s'] / small['full_index_s']:.3f} -> "
-        f"{big['new_index_s'] / big['full_index_s']:.3f}"
+        f"{big['new_index_s'] / big['full_index_s']:.3f}; the same {FIXED} new sentences: "
+        f"index update {fixed:.2f}x, whole refresh "
+        f"{big['fixed_refresh_s'] / small['fixed_refresh_s']:.2f}x; no-op refresh "
+        f"{small['noop_refresh_s']:.2f}s -> {big['noop_refresh_s']:.2f}s"
     )
     print(
         f"refresh_small_s={small['new_refresh_s']:.3f} refresh_big_s={big['new_refresh_s']:.3f} "
-        f"per_doc_ratio={per_doc:.2f} update_over_full_big="
+        f"per_doc_ratio={per_doc:.2f} fixed_batch_update_ratio={fixed:.2f} update_over_full_big="
         f"{big['new_index_s'] / big['full_index_s']:.3f}"
     )
 
