@@ -146,8 +146,8 @@ def test_tokens_and_scores_equal_those_of_the_fts_index(
             {r[0] for c in bm25_index.FIELDS for r in con.execute(_tokens_sql(c)).fetchall()} - {""}
         )
         rng = random.Random(4)
-        queries = [[w] for w in rng.sample(surface, 30)]
-        queries += [rng.sample(surface, 3) for _ in range(6)]
+        queries = [[w] for w in rng.sample(surface, 24)]
+        queries += [rng.sample(surface, 3) for _ in range(4)]
         queries += [["Words", "running"], ["רפיח", "ברפיח"], ["café", "straße", "٣"]]
         checked = 0
         for words in queries:
@@ -167,7 +167,7 @@ def test_tokens_and_scores_equal_those_of_the_fts_index(
                 }
                 _same_scores(got, macro, (words, conjunctive))
                 checked += bool(got)
-        assert checked > 30
+        assert checked > 24
 
 
 # ---------------------------------------------------------------- incremental == rebuild
@@ -242,10 +242,11 @@ FILTERS += [SearchFilters(since=T0 + timedelta(hours=5), until=T0 + timedelta(ho
 
 
 def _results(con: Any) -> dict[tuple[str, ...], Any]:
+    """Every query, any and all words, unfiltered; a few under each filter."""
     out = {}
     for i, words in enumerate(QUERIES):
-        for j, flt in enumerate(FILTERS):
-            for conjunctive in (False, True):
+        for j, flt in enumerate(FILTERS if i < 3 else FILTERS[:1]):
+            for conjunctive in (False, True) if j == 0 else (False,):
                 out[(str(i), str(j), str(conjunctive))] = _scores(con, words, flt, conjunctive)
     return out
 
@@ -287,11 +288,14 @@ def test_incremental_batches_equal_a_full_rebuild(settings: Settings, tmp_path: 
             step(con)
             refresh = refresh_index(con, compact_fraction=0.5)
             seen.append(refresh.index)
-            got_rows, got = bm25_index.index_rows(con), _results(con)
+            # the tables after every batch; the query results (which follow from them, and
+            # cost ~20 ms a query) after the ones with rewrites and deletions
+            queried = n in (2, 4)
+            got_rows, got = bm25_index.index_rows(con), _results(con) if queried else {}
         want_rows, other = _copy_and_rebuild(settings, tmp_path)
         try:
             assert got_rows == want_rows, f"batch {n + 1}"
-            want = _results(other)
+            want = _results(other) if queried else {}
         finally:
             other.close()
         for key in want:
@@ -304,7 +308,7 @@ def test_incremental_batches_equal_a_full_rebuild(settings: Settings, tmp_path: 
     assert fifth.vanished == 3 and fifth.indexed == 0
     assert any(u.compacted for u in seen) and any(not u.compacted for u in seen[1:])
     assert "zyzzyva" not in {r[0] for r in got_rows["dict"]}  # its only sentence went
-    assert got[("4", "0", "False")] == {}
+    assert got[("4", "0", "False")] == {} and got[("0", "0", "False")]
 
 
 # ---------------------------------------------------------------- crashes
@@ -406,14 +410,13 @@ def test_incremental_updates_on_a_ducklake_equal_those_on_a_file(
     for name, settings in (("file", file), ("lake", lake)):
         rng = random.Random(21)
         got[name] = []
-        for step in range(3):
+        for step in range(2):
             with warehouse.open_warehouse(settings) as con, search_index(con, settings):
                 if step == 0:
                     _add(con, rng, range(0, 9))
-                elif step == 1:  # new sentences, English for old ones
+                else:  # new sentences, English for old ones, an article's sentences gone
                     _add(con, rng, range(9, 12))
                     _translate(con, rng, "seg_no = 0")
-                else:
                     con.execute("DELETE FROM segments WHERE article_id = 'a002'")
                 refresh = refresh_index(con)
                 got[name].append((refresh.rebuilt, refresh.index.indexed, refresh.index.vanished))
@@ -421,6 +424,5 @@ def test_incremental_updates_on_a_ducklake_equal_those_on_a_file(
     assert got["lake"] == got["file"]
     assert [x for x in got["lake"] if isinstance(x, tuple)] == [
         (True, 27, 0),
-        (False, 9 + 6, 0),
-        (False, 0, 3),
+        (False, 9 + 6, 3),
     ]
