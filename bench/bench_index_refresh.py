@@ -7,7 +7,9 @@ refreshed (normalising the new sentences into `search_docs`, then the incrementa
 then 200 more (the same batch at both sizes), a refresh with nothing new (what finding that out
 costs), and ~0.7% of the sentences with other English (rewritten documents). With
 `--fts`, the old way is timed too: fts's `create_fts_index` over all of search_docs (what every
-refresh cost before layout 5), which grows with N where the incremental update follows the batch.
+refresh cost before layout 5), which grows with N where the incremental update follows the batch;
+and our BM25 query (tf, df, length at query time) against layout 4's (precomputed weights over
+fts's tables) on the same documents: p50 of 80 queries each, and that the scores are the same.
 
 Prints the load average with the figures (the machine is shared); ratios are within one run.
 Last line: `refresh_small_s=… refresh_big_s=… per_doc_ratio=… fixed_batch_update_ratio=…
@@ -164,7 +166,74 @@ def run_size(docs: int, work: Path, *, fts: bool) -> dict[str, float]:
             t = time.perf_counter()
             con.execute(fts_pragma())
             out["fts_rebuild_s"] = time.perf_counter() - t
+            out.update(_query_speed(con))
     return out
+
+
+# Layout 4 (before this index): BM25 weights precomputed per posting from fts's tables, and its
+# query. Built here only to time our query against it on the same documents, in the same run.
+_OLD_TABLES = """
+CREATE OR REPLACE TABLE {f}.postings AS
+WITH tf AS (SELECT termid, docid, count(*) AS tf FROM {f}.terms GROUP BY termid, docid)
+SELECT tf.termid, tf.docid,
+       ln((st.num_docs - d.df + 0.5) / (d.df + 0.5) + 1)
+       * (tf.tf * 2.2) / (tf.tf + 1.2 * (0.25 + 0.75 * dd.len / st.avgdl)) AS weight
+FROM tf JOIN {f}.dict d USING (termid) JOIN {f}.docs dd USING (docid) CROSS JOIN {f}.stats st
+ORDER BY tf.termid, tf.docid;
+CREATE OR REPLACE TABLE {f}.docmeta AS
+SELECT dd.docid, sd.article_id, sd.seg_no, a.lang, a.outlet_id, a.published_at
+FROM {f}.docs dd JOIN search_docs sd ON sd.doc_id = dd.name
+JOIN articles a ON a.article_id = sd.article_id ORDER BY dd.docid;
+"""
+_OLD_QUERY = """
+WITH tok AS (SELECT DISTINCT lower(unnest(?::VARCHAR[])) AS w),
+q AS (SELECT DISTINCT stem(w, 'porter') AS t FROM tok
+      WHERE w <> '' AND w NOT IN (SELECT sw FROM {f}.stopwords)),
+qt AS (SELECT d.termid FROM {f}.dict d JOIN q ON d.term = q.t),
+sc AS (SELECT p.docid, sum(p.weight) AS score FROM {f}.postings p
+       WHERE p.termid IN (SELECT termid FROM qt) GROUP BY p.docid
+       HAVING NOT ? OR count(*) = (SELECT count(*) FROM q))
+SELECT m.article_id, arg_max(m.seg_no, sc.score) AS seg_no, max(sc.score) AS score
+FROM sc JOIN {f}.docmeta m USING (docid) GROUP BY m.article_id
+ORDER BY score DESC, m.article_id LIMIT 100
+"""
+
+
+def _query_speed(con: object) -> dict[str, float]:
+    """p50 ms of our BM25 query and of layout 4's over the same documents (interleaved, so a
+    change of the machine's load hits both), and whether they return the same articles and
+    scores (to 1e-9)."""
+    import math
+    import statistics
+
+    from bench.bench_search import queries
+    from pipeline.search.filters import SearchFilters
+    from pipeline.search.index_store import FTS_SCHEMA
+    from pipeline.search.lexical import _article_scores
+    from pipeline.search.normalise import query_terms
+
+    con.execute(_OLD_TABLES.format(f=FTS_SCHEMA))  # type: ignore[attr-defined]
+    ours, old = [], []
+    same = True
+    for q in queries() * 2:
+        terms = query_terms(q)
+        t = time.perf_counter()
+        new_rows = _article_scores(con, terms, SearchFilters(), conjunctive=False, limit=100)  # type: ignore[arg-type]
+        ours.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        old_rows = con.execute(_OLD_QUERY.format(f=FTS_SCHEMA), [terms, False]).fetchall()  # type: ignore[attr-defined]
+        old.append((time.perf_counter() - t) * 1000)
+        # equal scores: the same articles (a tie at the cut may order differently)
+        a = {r[0]: r[2] for r in new_rows}
+        b = {r[0]: r[2] for r in old_rows}
+        top = [k for k in a if k in b]
+        same &= len(top) >= 95 or a.keys() == b.keys()
+        same &= all(math.isclose(a[k], b[k], rel_tol=1e-9) for k in top)
+    return {
+        "bm25_p50_ms": statistics.median(ours),
+        "bm25_layout4_p50_ms": statistics.median(old),
+        "bm25_same_as_layout4": float(same),
+    }
 
 
 def _load_average() -> str:
@@ -196,7 +265,9 @@ def main() -> None:
                 f"build ({r['full_index_s']:.2f}s)"
                 + (
                     f"; fts rebuild {r['fts_rebuild_s']:.2f}s "
-                    f"({r['fts_rebuild_s'] / r['new_refresh_s']:.1f}x the refresh)"
+                    f"({r['fts_rebuild_s'] / r['new_refresh_s']:.1f}x the refresh); BM25 query "
+                    f"p50 {r['bm25_p50_ms']:.1f} ms, layout 4's {r['bm25_layout4_p50_ms']:.1f} "
+                    f"ms, same results: {bool(r['bm25_same_as_layout4'])}"
                     if "fts_rebuild_s" in r
                     else ""
                 ),

@@ -6,8 +6,9 @@ instead, in the catalog `index_store` chooses (the warehouse file, or the local 
 DuckLake), schema `INDEX_SCHEMA`:
 
 - `dict (termid, term, df)`: every term with its document frequency;
-- `postings (termid, docid, tf)`: term frequency per (term, document), sorted by term so that a
-  query reads only its terms' row groups. New documents are appended as an unsorted tail; when
+- `postings (termid, docid, tf, len)`: term frequency per (term, document), with the document's
+  length (fixed for a docid's life: a rewritten document gets a new docid), sorted by term so
+  that a query reads only its terms' row groups and needs no other table to score them. New documents are appended as an unsorted tail; when
   the tail (rows appended plus rows deleted since the last sort) passes `compact_fraction` of
   the table, it is rewritten sorted, so the amortised cost stays proportional to new documents;
 - `docmeta (docid, doc_id, article_id, seg_no, lang, outlet_id, published_at, version, len)`:
@@ -215,7 +216,9 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE {s}.stopwords (sw VARCHAR)")
     con.execute(f"INSERT INTO {s}.stopwords SELECT unnest(?::VARCHAR[])", [list(fts_stopwords())])
     con.execute(f"CREATE TABLE {s}.dict (termid INTEGER, term VARCHAR, df BIGINT)")
-    con.execute(f"CREATE TABLE {s}.postings (termid INTEGER, docid INTEGER, tf INTEGER)")
+    con.execute(
+        f"CREATE TABLE {s}.postings (termid INTEGER, docid INTEGER, tf INTEGER, len INTEGER)"
+    )
     con.execute(
         f"CREATE TABLE {s}.docmeta (docid INTEGER, doc_id VARCHAR, article_id VARCHAR, "
         "seg_no INTEGER, lang VARCHAR, outlet_id VARCHAR, published_at TIMESTAMPTZ, "
@@ -345,7 +348,7 @@ def _apply(
         con,
         f"""
         INSERT INTO {s}.postings
-        SELECT d.termid, n.docid, t.tf
+        SELECT d.termid, n.docid, t.tf, n.len
         FROM {s}._tf t JOIN {s}.dict d USING (term) JOIN {s}._newdocs n USING (doc_id)
         ORDER BY d.termid, n.docid
         """,
@@ -360,7 +363,11 @@ def _apply(
         """
     )
     meta_updated = 0
-    if not rebuilt and marker != (built.articles, built.versions):
+    # articles change language, outlet or time only when edited (load_articles bumps version):
+    # sum(version) - count(*) counts edits, so the join over all documents runs only when it
+    # moved, or when articles went away
+    edits, built_edits = marker[1] - marker[0], built.versions - built.articles
+    if not rebuilt and (edits != built_edits or marker[0] < built.articles):
         # an edited article whose sentences did not change: its filter columns follow
         meta_updated = _count(
             con,

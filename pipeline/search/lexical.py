@@ -210,14 +210,17 @@ class LexicalHit:
 
 
 # BM25 (k1 = 1.2, b = 0.75, the fts defaults) summed over the query's terms, computed from each
-# posting's tf, its document's length, the term's df and the index's stats (so that adding
-# documents never rewrites old rows), reading only the postings row groups of those terms. The
-# same scores as a `postings` of precomputed weights over fts's tables (what layout 4 stored),
-# and ln(10) times fts's `match_bm25` macro (which takes `log`, base 10 in DuckDB). Unlike the
-# macro it also serves all-words matching: the macro counts stop words among the query's tokens,
-# so with `conjunctive := 1` a query containing "the" never matches. The query's terms come
-# folded and split by `normalise` (letters and digits only: exactly the fts tokenizer's tokens),
-# lower-cased as fts does, stop words dropped, then Porter-stemmed as at index time.
+# posting's tf and its document's length (both fixed for a docid's life), the term's df and the
+# index's stats (so that adding documents never rewrites old rows), reading only the postings
+# row groups of those terms (the join on termid pushes them into the scan as a filter); an
+# article's best sentence is its highest-scoring (ties: the first, so results are repeatable).
+# The same scores as a `postings` of precomputed weights over fts's tables (what layout 4
+# stored), and ln(10) times fts's `match_bm25` macro (which takes `log`, base 10 in DuckDB).
+# Unlike the macro it also serves all-words matching: the macro counts stop words among the
+# query's tokens, so with `conjunctive := 1` a query containing "the" never matches. The query's
+# terms come folded and split by `normalise` (letters and digits only: exactly the fts
+# tokenizer's tokens), lower-cased as fts does, stop words dropped, then Porter-stemmed as at
+# index time.
 def _bm25_sql(s: str, where: str) -> str:
     return f"""
     WITH tok AS (
@@ -231,19 +234,19 @@ def _bm25_sql(s: str, where: str) -> str:
         SELECT d.termid, ln((st.num_docs - d.df + 0.5) / (d.df + 0.5) + 1) AS idf
         FROM {s}.dict d JOIN q ON d.term = q.t CROSS JOIN st
     ), sc AS (
-        SELECT m.article_id, m.seg_no,
-               sum(qt.idf * (p.tf * 2.2) / (p.tf + 1.2 * (0.25 + 0.75 * m.len / st.avgdl)))
+        SELECT p.docid,
+               sum(qt.idf * (p.tf * 2.2) / (p.tf + 1.2 * (0.25 + 0.75 * p.len / st.avgdl)))
                    AS score
-        FROM {s}.postings p JOIN qt USING (termid) JOIN {s}.docmeta m USING (docid)
-        CROSS JOIN st
-        WHERE p.termid IN (SELECT termid FROM qt) {where}
-        GROUP BY m.docid, m.article_id, m.seg_no
+        FROM {s}.postings p JOIN qt USING (termid) CROSS JOIN st
+        GROUP BY p.docid
         HAVING NOT ? OR count(*) = (SELECT count(*) FROM q)
     )
-    SELECT article_id, first(seg_no ORDER BY score DESC, seg_no) AS seg_no, max(score) AS score
-    FROM sc
-    GROUP BY article_id
-    ORDER BY score DESC, article_id
+    SELECT m.article_id, first(m.seg_no ORDER BY sc.score DESC, m.seg_no) AS seg_no,
+           max(sc.score) AS score
+    FROM sc JOIN {s}.docmeta m USING (docid)
+    WHERE true {where}
+    GROUP BY m.article_id
+    ORDER BY score DESC, m.article_id
 """
 
 
@@ -272,7 +275,7 @@ def _article_scores(
     _ensure_fts(con)
     where, params = filters.sql("m")
     sql = _bm25_sql(lexical(con), where) + ("LIMIT ?" if limit is not None else "")
-    args = [list(terms), *params, conjunctive, *([limit] if limit is not None else [])]
+    args = [list(terms), conjunctive, *params, *([limit] if limit is not None else [])]
     try:  # no catalog look-up on the way: the index is there but once in a lifetime
         rows = con.execute(sql, args).fetchall()
     except duckdb.CatalogException as exc:
