@@ -50,7 +50,7 @@ INDEX_LAYOUT = 5  # bump when the tables change: an index of another layout is r
 STEMMER = "porter"
 IGNORE = r"[^\p{L}\p{N}]+"  # what separates tokens (fts `ignore`)
 FIELDS = ("original_terms", "english_terms")
-COMPACT_FRACTION = 0.2  # re-sort postings when the unsorted tail passes this share of it
+COMPACT_FRACTION = 0.05  # re-sort postings when the unsorted tail passes this share of it
 # The options the fts index was built with (and the reference test builds it with again).
 FTS_OPTIONS = (
     f"stemmer = '{STEMMER}', stopwords = 'english', ignore = '{IGNORE}', "
@@ -425,6 +425,19 @@ def _apply(
     return result
 
 
+def compact(con: duckdb.DuckDBPyConnection) -> int:
+    """Re-sort the index now (what an update does by itself once the tail is large enough);
+    returns the postings rows. For benches and maintenance: results do not change."""
+    from pipeline.warehouse import transaction
+
+    s = lexical(con)
+    with transaction(con):
+        _compact(con)
+        rows = _count(con, f"SELECT count(*) FROM {s}.postings")
+        con.execute(f"UPDATE {s}.built SET sorted_rows = ?, dirty_rows = 0", [rows])
+    return rows
+
+
 def _compact(con: duckdb.DuckDBPyConnection) -> None:
     """Rewrite postings sorted by term (the tail merged in, deleted rows gone), docmeta by
     docid and dict by term: what keeps a query on its terms' row groups."""
@@ -455,6 +468,7 @@ __all__ = [
     "FTS_OPTIONS",
     "INDEX_LAYOUT",
     "IndexUpdate",
+    "compact",
     "fts_pragma",
     "fts_stopwords",
     "index_rows",
