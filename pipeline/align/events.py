@@ -571,7 +571,9 @@ class _LexRows:
     def append(self, row: csr_matrix) -> int:
         """Append `row` (canonical: sorted indices, as the product's summation order needs)."""
         indices, data = row.indices, row.data
-        new = np.unique(indices[self.col_local[indices] < 0])
+        new = indices[self.col_local[indices] < 0]  # sorted and unique in a canonical row
+        if len(new) > 1 and not np.all(new[1:] > new[:-1]):
+            new = np.unique(new)
         if len(new):
             self.cols = _grown(self.cols, self.n_cols + len(new), 0)
             self.cols[self.n_cols : self.n_cols + len(new)] = new
@@ -592,7 +594,6 @@ class _LexRows:
 
     def cosines(self, df: DocumentFrequencies, lex: csr_matrix) -> np.ndarray:
         """Idf-weighted cosine of every row with `lex`, as the full-width products give it."""
-        from scipy.sparse import csr_matrix
 
         cols = lex.indices
         idf = df.idf_at(cols)
@@ -602,12 +603,21 @@ class _LexRows:
         hit = local >= 0
         x = np.zeros(self.n_cols)
         x[local[hit]] = weighted[hit]  # other terms add exact zeros: the same sums
-        parts = (self.local[: self.nnz], self.indptr[: self.rows + 1])
-        shape = (self.rows, self.n_cols)
-        numerator = csr_matrix((self.data[: self.nnz], *parts), shape=shape) @ x
+        local_nz = self.local[: self.nnz]
+        numerator = self._row_sums(self.data[: self.nnz] * x[local_nz])
         idf_cols = df.idf_at(self.cols[: self.n_cols])
-        c_norm = np.sqrt(csr_matrix((self.squares[: self.nnz], *parts), shape=shape) @ idf_cols**2)
+        c_norm = np.sqrt(self._row_sums(self.squares[: self.nnz] * (idf_cols**2)[local_nz]))
         return numerator / np.maximum(c_norm * x_norm, 1e-12)
+
+    def _row_sums(self, products: np.ndarray) -> np.ndarray:
+        """Per-row sums of `products` (one per stored entry): the CSR matrix-vector product
+        without building a scipy matrix twice per article (its checks cost more than the sum)."""
+        out = np.zeros(self.rows)
+        starts = self.indptr[: self.rows]
+        full = self.indptr[1 : self.rows + 1] > starts
+        if self.nnz:
+            out[full] = np.add.reduceat(products, starts[full])
+        return out
 
 
 @dataclass(frozen=True)
