@@ -594,6 +594,7 @@ class _LexRows:
 
     def cosines(self, df: DocumentFrequencies, lex: csr_matrix) -> np.ndarray:
         """Idf-weighted cosine of every row with `lex`, as the full-width products give it."""
+        from scipy.sparse import csr_matrix
 
         cols = lex.indices
         idf = df.idf_at(cols)
@@ -603,21 +604,12 @@ class _LexRows:
         hit = local >= 0
         x = np.zeros(self.n_cols)
         x[local[hit]] = weighted[hit]  # other terms add exact zeros: the same sums
-        local_nz = self.local[: self.nnz]
-        numerator = self._row_sums(self.data[: self.nnz] * x[local_nz])
+        parts = (self.local[: self.nnz], self.indptr[: self.rows + 1])
+        shape = (self.rows, self.n_cols)
+        numerator = csr_matrix((self.data[: self.nnz], *parts), shape=shape) @ x
         idf_cols = df.idf_at(self.cols[: self.n_cols])
-        c_norm = np.sqrt(self._row_sums(self.squares[: self.nnz] * (idf_cols**2)[local_nz]))
+        c_norm = np.sqrt(csr_matrix((self.squares[: self.nnz], *parts), shape=shape) @ idf_cols**2)
         return numerator / np.maximum(c_norm * x_norm, 1e-12)
-
-    def _row_sums(self, products: np.ndarray) -> np.ndarray:
-        """Per-row sums of `products` (one per stored entry): the CSR matrix-vector product
-        without building a scipy matrix twice per article (its checks cost more than the sum)."""
-        out = np.zeros(self.rows)
-        starts = self.indptr[: self.rows]
-        full = self.indptr[1 : self.rows + 1] > starts
-        if self.nnz:
-            out[full] = np.add.reduceat(products, starts[full])
-        return out
 
 
 @dataclass(frozen=True)
