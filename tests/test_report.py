@@ -114,15 +114,16 @@ def test_a_new_translation_or_outlet_name_reloads_only_its_events(demo, tmp_path
     site = tmp_path / "site"
     shutil.copytree(root / "var" / "report", site)
     with warehouse.open_warehouse(load_settings(warehouse=str(db))) as con:
-        article, seg_no = con.execute(
-            "SELECT t.article_id, t.seg_no FROM translations t JOIN event_articles ea "
-            "USING (article_id) WHERE ea.event_id = ? ORDER BY 1, 2 LIMIT 1",
+        article, seg_no, model = con.execute(  # the row the page shows: the latest one
+            "SELECT t.article_id, t.seg_no, arg_max(t.model_id, t.created_at) FROM translations t "
+            "JOIN event_articles ea USING (article_id) JOIN segments s USING (article_id, seg_no) "
+            "WHERE ea.event_id = ? AND s.lang IN ('he', 'ar') GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 1",
             [rafah],
         ).fetchall()[0]
         con.execute(
             "UPDATE translations SET text_en = 'A corrected English sentence.' "
-            "WHERE article_id = ? AND seg_no = ?",
-            [article, seg_no],
+            "WHERE article_id = ? AND seg_no = ? AND model_id = ?",
+            [article, seg_no, model],
         )
         result = build_site(con, site)
         assert result.loaded == 1 and page_name(rafah) in {p.name for p in result.written}
