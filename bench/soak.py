@@ -222,8 +222,9 @@ def main() -> None:
         for res in summary.stages:
             stage_s[res.stage] = stage_s.get(res.stage, 0.0) + res.seconds
         hold = warehouse.longest_hold()
+        stages = " ".join(f"{r.stage}={r.seconds:.1f}" for r in summary.stages if r.seconds >= 0.05)
         print(
-            f"pass {p + 1}/{len(passes)}: {took:.1f}s new={load.get('new', 0)} "
+            f"pass {p + 1}/{len(passes)}: {took:.1f}s [{stages}] new={load.get('new', 0)} "
             f"edited={load.get('edited', 0)} unchanged={load.get('unchanged', 0)} "
             f"rss={peak_rss_mib():.0f}MiB longest_hold={hold.seconds if hold else 0:.2f}s "
             f"({hold.purpose if hold else '-'})",

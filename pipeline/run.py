@@ -228,6 +228,7 @@ def step_report(con: duckdb.DuckDBPyConnection, settings: Settings) -> StageResu
     site = build_site(con, report_dir(settings))
     result = StageResult("report")
     result.add("events", site.events)
+    result.add("loaded", site.loaded)
     result.add("written", len(site.written))
     result.add("unchanged", site.unchanged)
     result.add("removed", len(site.removed))

@@ -53,6 +53,7 @@ def test_index_ranks_rafah_first_and_reruns_are_byte_identical(demo, tmp_path: P
         again = build_site(con, site)
         first = build_site(con, fresh)
     assert again.written == [] and again.removed == [] and again.unchanged == first.events + 1
+    assert again.loaded == 0 and first.loaded == first.events  # nothing moved: nothing loaded
     cmp = filecmp.dircmp(site, fresh)
     names = sorted(p.relative_to(site) for p in site.rglob("*") if p.is_file())
     assert names == sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file())
@@ -95,9 +96,51 @@ def test_new_article_rewrites_only_its_event_and_the_index(demo, tmp_path: Path)
         con.execute("INSERT INTO event_articles VALUES (?, ?, ?)", [rafah, art.article_id, 0.8])
         result = build_site(con, site)
     assert sorted(p.name for p in result.written) == sorted(["index.html", page_name(rafah)])
-    assert result.removed == []
+    assert result.removed == [] and result.loaded == 1
     page = (site / "events" / page_name(rafah)).read_text(encoding="utf-8")
     assert "talks resume on Monday" in page
+    fresh = tmp_path / "fresh"
+    with warehouse.open_warehouse(load_settings(warehouse=str(db)), read_only=True) as con:
+        build_site(con, fresh)
+    assert (fresh / "index.html").read_bytes() == (site / "index.html").read_bytes()
+
+
+def test_a_new_translation_or_outlet_name_reloads_only_its_events(demo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The digest sees English that arrives later and an outlet renamed in the settings; the
+    incremental site then equals a site built from scratch, byte for byte."""
+    root, settings, rafah = demo
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(settings.warehouse, db)
+    site = tmp_path / "site"
+    shutil.copytree(root / "var" / "report", site)
+    with warehouse.open_warehouse(load_settings(warehouse=str(db))) as con:
+        article, seg_no, model = con.execute(  # the row the page shows: the latest one
+            "SELECT t.article_id, t.seg_no, arg_max(t.model_id, t.created_at) FROM translations t "
+            "JOIN event_articles ea USING (article_id) JOIN segments s USING (article_id, seg_no) "
+            "WHERE ea.event_id = ? AND s.lang IN ('he', 'ar') GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 1",
+            [rafah],
+        ).fetchall()[0]
+        con.execute(
+            "UPDATE translations SET text_en = 'A corrected English sentence.' "
+            "WHERE article_id = ? AND seg_no = ? AND model_id = ?",
+            [article, seg_no, model],
+        )
+        result = build_site(con, site)
+        assert result.loaded == 1 and page_name(rafah) in {p.name for p in result.written}
+        page = (site / "events" / page_name(rafah)).read_text(encoding="utf-8")
+        assert "A corrected English sentence." in page
+        outlet, events = con.execute(
+            "SELECT a.outlet_id, count(DISTINCT ea.event_id) FROM articles a "
+            "JOIN event_articles ea USING (article_id) GROUP BY 1 ORDER BY 2, 1 LIMIT 1"
+        ).fetchall()[0]
+        con.execute("UPDATE outlets SET name = 'Renamed Desk' WHERE outlet_id = ?", [outlet])
+        result = build_site(con, site)
+        assert result.loaded == events
+        fresh = build_site(con, tmp_path / "fresh")
+    for name in ["index.html", *(f"events/{p.name}" for p in (site / "events").glob("*.html"))]:
+        assert (site / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes(), name
+    assert "Renamed Desk" in (site / "index.html").read_text(encoding="utf-8")
+    assert fresh.loaded == fresh.events
 
 
 def test_every_format_has_the_same_rows_on_the_demo(demo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

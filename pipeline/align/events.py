@@ -571,7 +571,9 @@ class _LexRows:
     def append(self, row: csr_matrix) -> int:
         """Append `row` (canonical: sorted indices, as the product's summation order needs)."""
         indices, data = row.indices, row.data
-        new = np.unique(indices[self.col_local[indices] < 0])
+        new = indices[self.col_local[indices] < 0]  # sorted and unique in a canonical row
+        if len(new) > 1 and not np.all(new[1:] > new[:-1]):
+            new = np.unique(new)
         if len(new):
             self.cols = _grown(self.cols, self.n_cols + len(new), 0)
             self.cols[self.n_cols : self.n_cols + len(new)] = new

@@ -20,8 +20,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -52,21 +51,7 @@ log = logging.getLogger(__name__)
 # report, same-language rule, merge pass.
 STATE_FORMAT = 2
 _EVENTS_IN = "_parallax_align_events_in"
-_IDS_IN = "_parallax_align_ids_in"
 _GROUPS_IN = "_parallax_align_groups_in"
-
-
-@contextmanager
-def _ids(con: duckdb.DuckDBPyConnection, ids: list[str]) -> Iterator[str]:
-    """A list of ids as a registered Arrow table (column `id`), to join against. Not a list
-    parameter: DuckDB converts those value by value, at ~1 ms a value without pandas."""
-    import pyarrow as pa
-
-    con.register(_IDS_IN, pa.table({"id": pa.array(ids, type=pa.string())}))
-    try:
-        yield _IDS_IN
-    finally:
-        con.unregister(_IDS_IN)
 
 
 def fingerprint(settings: AlignSettings, embedder_name: str) -> str:
@@ -204,7 +189,7 @@ def save_state(con: duckdb.DuckDBPyConnection, state: StreamState, fp: str, *, f
     con.register(_EVENTS_IN, events)
     con.register(_GROUPS_IN, groups)
     try:
-        with _ids(con, keep) as kept, warehouse.transaction(con):
+        with warehouse.id_table(con, keep) as kept, warehouse.transaction(con):
             if full:
                 con.execute("DELETE FROM align_state_groups")
                 con.execute("DELETE FROM align_state_events")
@@ -254,7 +239,7 @@ def english_for(con: duckdb.DuckDBPyConnection, article_ids: list[str]) -> dict[
     """`warehouse.english_text` for the given articles only."""
     if not article_ids:
         return {}
-    with _ids(con, article_ids) as ids:
+    with warehouse.id_table(con, article_ids) as ids:
         rows = con.execute(
             f"""
             WITH en AS (
@@ -321,7 +306,7 @@ def align_new(
     vectors = _vectors(con, new, embedder)
     assignments, new_state, result = align_batch(state, new, english, vectors, settings)
     events = touched_events(con, assignments, new, vectors, embedder, new_state.merged)
-    warehouse.load_events(con, events, assignments, new_state.merged)
+    warehouse.load_events(con, events, assignments, new_state.merged, only_folded=True)
     save_state(con, new_state, fp, full=False)
     result.counts["events"] = len(events)
     result.seconds = time.perf_counter() - t0
@@ -347,7 +332,7 @@ def touched_events(
     for ea in assignments:
         by_event.setdefault(ea.event_id, []).append(new_by_id[ea.article_id])
     merged = merged or {}
-    with _ids(con, [*by_event, *merged]) as touched:
+    with warehouse.id_table(con, [*by_event, *merged]) as touched:
         rows = con.execute(
             f"SELECT article_id, event_id FROM event_articles "
             f"WHERE event_id IN (SELECT id FROM {touched})"

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _TEMP = "_parallax_vectors_in"
-_IDS = "_parallax_vector_ids"
 EMBED_BATCH = 64  # texts per embed call: bounded memory, similar lengths together
 
 
@@ -35,19 +34,23 @@ def load_vectors(
     """Cached (text_sha256, vector) per article id; ids without a cached vector are absent."""
     if not article_ids:
         return {}
-    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    # Ids as an Arrow table, not a list parameter: DuckDB converts a list value by value (~1 ms
-    # each without pandas).
-    con.register(_IDS, pa.table({"id": pa.array(list(article_ids), type=pa.string())}))
-    try:
+    from pipeline.warehouse import id_table, key_lookup
+
+    lookup = key_lookup("article_id", article_ids)
+    if lookup is not None:  # by index: the embedder is filtered here, not in the scan
         table = con.execute(
-            "SELECT article_id, text_sha256, vector FROM article_vectors "
-            f"WHERE embedder = ? AND article_id IN (SELECT id FROM {_IDS})",
-            [embedder_name],
+            f"SELECT article_id, embedder, text_sha256, vector FROM article_vectors WHERE {lookup}"
         ).to_arrow_table()
-    finally:
-        con.unregister(_IDS)
+        table = table.filter(pc.equal(table.column("embedder"), embedder_name))
+    else:
+        with id_table(con, article_ids) as ids:
+            table = con.execute(
+                "SELECT article_id, text_sha256, vector FROM article_vectors "
+                f"WHERE embedder = ? AND article_id IN (SELECT id FROM {ids})",
+                [embedder_name],
+            ).to_arrow_table()
     ids = table.column("article_id").to_pylist()
     hashes = table.column("text_sha256").to_pylist()
     out: dict[str, tuple[str, np.ndarray]] = {}

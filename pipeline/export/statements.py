@@ -301,9 +301,17 @@ def load_events(
     con: duckdb.DuckDBPyConnection, event_ids: Sequence[str] | None = None
 ) -> list[EventStatements]:
     """Every event (or those listed), each with its statements, in event_id order."""
-    where, params = "", []
-    if event_ids is not None:
-        where, params = "WHERE event_id IN (SELECT unnest(?))", [list(event_ids)]
+    if event_ids is None:
+        return _load_events(con, "", [])
+    from pipeline.warehouse import id_table
+
+    with id_table(con, event_ids) as ids:
+        return _load_events(con, f"WHERE event_id IN (SELECT id FROM {ids})", [])
+
+
+def _load_events(
+    con: duckdb.DuckDBPyConnection, where: str, params: list[Any]
+) -> list[EventStatements]:
     heads = con.execute(
         f"SELECT event_id, label, first_seen, last_seen, langs FROM events {where} "
         "ORDER BY event_id",

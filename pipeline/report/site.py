@@ -8,10 +8,12 @@ over the same warehouse produces the same bytes. A file is written only when its
 from what is on disk, and event pages of events that no longer exist are removed; the result
 lists both, which is how a caller knows what a run changed.
 
-A manifest (`.parallax-report.json`) keeps, per event page, a fingerprint of its model (the
-statement rows, notes, outlets and articles) and of the rendering code; a page whose
-fingerprint and file are unchanged is not rendered again, so a refresh after every scheduled
-run costs the loading plus the pages of the events that moved.
+A manifest (`.parallax-report.json`) keeps, per event page, a fingerprint of the event's inputs
+(`pipeline.report.inputs`: one set-based digest query over the warehouse) and of the rendering
+code, with the event's index row. An event whose fingerprint and page file are unchanged is not
+even loaded: its index row comes from the manifest. So a refresh after every scheduled run
+costs the digest query plus loading and rendering the events that moved, not the whole history
+(loading every event to compare page models was the stage that grew with history).
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.export.formats import jinja_env, render_html
 from pipeline.export.statements import EventStatements, load_events
+from pipeline.report.inputs import event_inputs
 
 if TYPE_CHECKING:
     import duckdb
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_DIR = "events"
 MANIFEST = ".parallax-report.json"
+MANIFEST_FORMAT = 2  # {"format", "pages": {name: {"fingerprint", "row"}}}
 SPARK_BINS = 16
 SPARK_W, SPARK_H = 96, 20
 
@@ -50,6 +54,7 @@ class SiteResult:
     written: list[Path] = field(default_factory=list)  # new or changed files
     unchanged: int = 0
     removed: list[Path] = field(default_factory=list)
+    loaded: int = 0  # events whose inputs moved, loaded and rendered
     seconds: float = 0.0
 
     @property
@@ -73,12 +78,80 @@ class Blindspot:
 
 
 @dataclass(frozen=True)
-class IndexEntry:
-    ev: EventStatements
-    href: str
-    breadth: int
+class IndexOutlet:
+    outlet_id: str
+    name: str
+    lang: str
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """What the index shows of one event: kept in the manifest, so an event whose inputs did
+    not move is listed without loading it."""
+
+    event_id: str
+    label: str
+    first_seen: datetime | None
+    last_seen: datetime | None
+    langs: tuple[str, ...]
+    outlets: tuple[IndexOutlet, ...]
+    articles: int
     divergences: int
     spark: str  # SVG points of the sparkline polyline
+    href: str
+
+    @property
+    def breadth(self) -> int:
+        return len(self.outlets) * max(len(self.langs), 1)
+
+    @classmethod
+    def of(cls, ev: EventStatements, href: str) -> IndexRow:
+        return cls(
+            ev.event_id,
+            ev.label,
+            ev.first_seen,
+            ev.last_seen,
+            tuple(ev.langs),
+            tuple(IndexOutlet(o.outlet_id, o.name, o.lang) for o in ev.outlets),
+            len(ev.articles),
+            ev.divergence_count,
+            _spark(ev),
+            href,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["first_seen"] = _iso(self.first_seen)
+        data["last_seen"] = _iso(self.last_seen)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> IndexRow:
+        return cls(
+            data["event_id"],
+            data["label"],
+            _from_iso(data["first_seen"]),
+            _from_iso(data["last_seen"]),
+            tuple(data["langs"]),
+            tuple(IndexOutlet(**o) for o in data["outlets"]),
+            int(data["articles"]),
+            int(data["divergences"]),
+            data["spark"],
+            data["href"],
+        )
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat() if ts else None
+
+
+def _from_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    row: IndexRow
     outlets_json: str
     langs_json: str
     blindspots: list[Blindspot] = field(default_factory=list)
@@ -105,74 +178,105 @@ def build_site(
     since: datetime | None = None,
     langs: Sequence[str] | None = None,
 ) -> SiteResult:
-    """Write the site for events last seen at or after `since` covering any of `langs`."""
+    """Write the site for events last seen at or after `since` covering any of `langs`.
+
+    Only events whose input digest (`pipeline.report.inputs`) or the rendering code moved since
+    the manifest was written are loaded and rendered; the others keep their page and their
+    index row from the manifest, so a refresh costs the digest query plus the moved events."""
     t0 = time.perf_counter()
     result = SiteResult(out_dir=out_dir)
-    events = [
-        ev
-        for ev in load_events(con)
-        if (since is None or (ev.last_seen is not None and ev.last_seen >= since))
-        and (not langs or set(langs) & set(ev.langs))
+    wanted = [
+        ei
+        for ei in event_inputs(con)
+        if (since is None or (ei.last_seen is not None and ei.last_seen >= since))
+        and (not langs or set(langs) & set(ei.langs))
     ]
     (out_dir / EVENTS_DIR).mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / MANIFEST
-    try:
-        before = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        before = {}
+    before = _read_manifest(manifest_path)
     code = _code_fingerprint()
-    blind = _blindspots(con)
-    manifest: dict[str, str] = {}
-    entries = []
-    keep = set()
-    for ev in events:
-        name = page_name(ev.event_id)
-        keep.add(name)
-        path = out_dir / EVENTS_DIR / name
-        fingerprint = hashlib.sha256(f"{code}\n{ev!r}".encode()).hexdigest()
-        manifest[name] = fingerprint
-        if before.get(name) == fingerprint and path.is_file():
+    rows: dict[str, IndexRow] = {}
+    pages: dict[str, dict[str, Any]] = {}
+    moved: dict[str, str] = {}  # event_id -> fingerprint, for events to load and render
+    for ei in wanted:
+        name = page_name(ei.event_id)
+        fingerprint = hashlib.sha256(f"{code}\n{ei.digest}".encode()).hexdigest()
+        kept = before.get(name)
+        if (
+            kept
+            and kept.get("fingerprint") == fingerprint
+            and (out_dir / EVENTS_DIR / name).is_file()
+        ):
+            try:
+                rows[ei.event_id] = IndexRow.from_json(kept["row"])
+            except (KeyError, TypeError, ValueError):
+                moved[ei.event_id] = fingerprint
+                continue
+            pages[name] = kept
             result.unchanged += 1
         else:
-            _write(path, render_html(ev, back_href="../index.html").encode("utf-8"), result)
-        entries.append(
-            IndexEntry(
-                ev=ev,
-                href=f"{EVENTS_DIR}/{name}",
-                breadth=len(ev.outlets) * max(len(ev.langs), 1),
-                divergences=ev.divergence_count,
-                spark=_spark(ev),
-                outlets_json=json.dumps([o.outlet_id for o in ev.outlets]),
-                langs_json=json.dumps(sorted(ev.langs)),
-                blindspots=blind.get(ev.event_id, []),
-                blind_json=json.dumps([b.kind for b in blind.get(ev.event_id, [])]),
-            )
+            moved[ei.event_id] = fingerprint
+    result.loaded = len(moved)
+    for ev in load_events(con, sorted(moved)) if moved else []:
+        name = page_name(ev.event_id)
+        _write(
+            out_dir / EVENTS_DIR / name,
+            render_html(ev, back_href="../index.html").encode("utf-8"),
+            result,
         )
+        rows[ev.event_id] = IndexRow.of(ev, f"{EVENTS_DIR}/{name}")
+        pages[name] = {"fingerprint": moved[ev.event_id], "row": rows[ev.event_id].to_json()}
+    blind = _blindspots(con)
+    entries = [
+        IndexEntry(
+            row=row,
+            outlets_json=json.dumps([o.outlet_id for o in row.outlets]),
+            langs_json=json.dumps(sorted(row.langs)),
+            blindspots=blind.get(row.event_id, []),
+            blind_json=json.dumps([b.kind for b in blind.get(row.event_id, [])]),
+        )
+        for row in rows.values()
+    ]
     entries.sort(
         key=lambda e: (
-            -e.breadth,
-            -len(e.ev.articles),
-            -(e.ev.last_seen.timestamp() if e.ev.last_seen else 0.0),
-            e.ev.event_id,
+            -e.row.breadth,
+            -e.row.articles,
+            -(e.row.last_seen.timestamp() if e.row.last_seen else 0.0),
+            e.row.event_id,
         )
     )
     _write(out_dir / "index.html", render_index(entries).encode("utf-8"), result)
     for path in sorted((out_dir / EVENTS_DIR).glob("*.html")):
-        if path.name not in keep:
+        if path.name not in pages:
             path.unlink()
             result.removed.append(path)
-    _write(manifest_path, (json.dumps(manifest, indent=0, sort_keys=True) + "\n").encode(), None)
-    result.events = len(events)
+    manifest = {"format": MANIFEST_FORMAT, "pages": pages}
+    _write(manifest_path, (json.dumps(manifest, sort_keys=True) + "\n").encode(), None)
+    result.events = len(rows)
     result.seconds = time.perf_counter() - t0
     log.info(
-        "report: %d events, %d file(s) written, %d unchanged, %d removed in %.1fs",
+        "report: %d events (%d loaded), %d file(s) written, %d unchanged, %d removed in %.1fs",
         result.events,
+        result.loaded,
         len(result.written),
         result.unchanged,
         len(result.removed),
         result.seconds,
     )
     return result
+
+
+def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
+    """Pages recorded by the last run; anything unreadable or of another format is empty (every
+    page is then rendered and compared byte for byte, which is always correct)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        return {}
+    pages = data.get("pages")
+    return pages if isinstance(pages, dict) else {}
 
 
 def _blindspots(con: duckdb.DuckDBPyConnection) -> dict[str, list[Blindspot]]:
@@ -227,11 +331,11 @@ def render_index(entries: Sequence[IndexEntry]) -> str:
     langs: set[str] = set()
     last: datetime | None = None
     for e in entries:
-        langs.update(e.ev.langs)
-        for o in e.ev.outlets:
+        langs.update(e.row.langs)
+        for o in e.row.outlets:
             outlets.setdefault(o.outlet_id, (o.name, o.lang))
-        if e.ev.last_seen and (last is None or e.ev.last_seen > last):
-            last = e.ev.last_seen
+        if e.row.last_seen and (last is None or e.row.last_seen > last):
+            last = e.row.last_seen
     script_hash = hashlib.sha256(FILTER_JS.encode()).digest()
     import base64
 
