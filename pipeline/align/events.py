@@ -155,6 +155,28 @@ def _hours(when: datetime | None) -> float:
     return _aware(when).timestamp() / 3600.0 if when is not None else math.nan
 
 
+class _SavedLex:
+    """A lexical sum restored from a snapshot: its canonical indices and values, made a scipy
+    row only when a member is added (restoring a window's thousands of events as scipy rows
+    cost more than the rest of the restore)."""
+
+    def __init__(self, indices: np.ndarray, data: np.ndarray) -> None:
+        self.indices, self.data = indices, data
+
+    def row(self) -> csr_matrix:
+        from scipy.sparse import csr_matrix
+
+        from pipeline.align.lexical import N_FEATURES
+
+        ptr = np.array([0, len(self.indices)], dtype=np.int32)
+        return csr_matrix((self.data, self.indices, ptr), shape=(1, N_FEATURES))
+
+
+def _lex_plus(total: csr_matrix | _SavedLex, row: csr_matrix | _SavedLex) -> csr_matrix:
+    as_row = [x.row() if isinstance(x, _SavedLex) else x for x in (total, row)]
+    return as_row[0] + as_row[1]
+
+
 @dataclass
 class _Event:
     event_id: str
@@ -162,7 +184,7 @@ class _Event:
     extra_size: int = 0  # members in `existing` whose article was not passed in
     first_h: float = math.nan
     last_h: float = math.nan
-    lex_sum: csr_matrix | None = None  # sum of members' lexical rows
+    lex_sum: csr_matrix | _SavedLex | None = None  # sum of members' lexical rows
     groups: list[int] = field(default_factory=list)  # its (event, language) groups
     prior: int = 0  # members placed by an earlier run whose state was restored (not in this call)
     merged_into: int = -1  # the event this one was folded into (-1: none)
@@ -269,7 +291,7 @@ class _Stream:
         self.lex_row = _grown(self.lex_row, e + 1, -1)
         return e
 
-    def _new_group(self, e: int, lang: str) -> int:
+    def _new_group(self, e: int, lang: str, *, place: bool = True) -> int:
         g = self.n_groups
         self.n_groups += 1
         self.group_event = _grown(self.group_event, g + 1, 0)
@@ -282,10 +304,11 @@ class _Stream:
         self.group_ordinal.append(self.next_ordinal)
         self.next_ordinal += 1
         self.events[e].groups.append(g)
-        self._place(g, None)
+        if place:
+            self._place(g, None)
         return g
 
-    def _place(self, g: int, row: np.ndarray | None) -> None:
+    def _place(self, g: int, row: np.ndarray | None, *, norm: bool = True) -> None:
         if self.free_slots:
             s = self.free_slots.pop()
         else:
@@ -298,15 +321,16 @@ class _Stream:
         self.slot_group[s] = g
         if row is not None:
             self.slot_sum[s] = row
-            self.slot_norm[s] = np.linalg.norm(self.slot_sum[s : s + 1], axis=1)[0]
+            if norm:
+                self.slot_norm[s] = np.linalg.norm(self.slot_sum[s : s + 1], axis=1)[0]
 
-    def _activate(self, e: int) -> None:
+    def _activate(self, e: int, *, norms: bool = True) -> None:
         if e in self.active:
             return
         self.active.add(e)
         for g in self.events[e].groups:
             if self.group_slot[g] < 0:
-                self._place(g, self.archived.pop(g, None))
+                self._place(g, self.archived.pop(g, None), norm=norms)
         lex_sum = self.events[e].lex_sum
         if lex_sum is not None and self.lex_row[e] < 0:
             self.lex_row[e] = self.lex.append(lex_sum)
@@ -372,7 +396,7 @@ class _Stream:
             self.slot_norm[s] = np.linalg.norm(self.slot_sum[s : s + 1], axis=1)[0]
             self.group_count[g] += 1
         if lex is not None:
-            ev.lex_sum = lex if ev.lex_sum is None else ev.lex_sum + lex
+            ev.lex_sum = lex if ev.lex_sum is None else _lex_plus(ev.lex_sum, lex)
             self.has_lex[e] = True
             if self.lex_row[e] >= 0:
                 self.lex.dead += 1
@@ -406,7 +430,7 @@ class _Stream:
         ea.prior += eb.prior
         eb.members, eb.extra_size, eb.prior = [], 0, 0
         if eb.lex_sum is not None:
-            ea.lex_sum = eb.lex_sum if ea.lex_sum is None else ea.lex_sum + eb.lex_sum
+            ea.lex_sum = eb.lex_sum if ea.lex_sum is None else _lex_plus(ea.lex_sum, eb.lex_sum)
             self.has_lex[a] = True
             if self.lex_row[a] >= 0:
                 self.lex.dead += 1
@@ -488,10 +512,6 @@ class _Stream:
     def restore(self, state: StreamState) -> dict[str, int]:
         """Load a snapshot: its events become active, groups keep their relative order (the
         tie-break between equal scores goes to the earlier group). Returns event id -> index."""
-        from scipy.sparse import csr_matrix
-
-        from pipeline.align.lexical import N_FEATURES
-
         self.df.df[state.df_indices] = state.df_values
         self.df.n_docs = state.n_docs
         index: dict[str, int] = {}
@@ -502,28 +522,25 @@ class _Stream:
             ev.first_h, ev.last_h = es.first_h, es.last_h
             self.first[e], self.last[e] = es.first_h, es.last_h
             if es.lex_indices is not None and es.lex_values is not None:
-                nnz = len(es.lex_indices)
-                ev.lex_sum = csr_matrix(
-                    (es.lex_values, es.lex_indices, np.array([0, nnz], dtype=np.int32)),
-                    shape=(1, N_FEATURES),
-                )
+                ev.lex_sum = _SavedLex(es.lex_indices, es.lex_values)
                 self.has_lex[e] = True
         groups = sorted(
             ((gs.ordinal, index[es.event_id], gs) for es in state.events for gs in es.groups),
             key=lambda item: item[0],
         )
         for _, e, gs in groups:
-            g = self._new_group(e, gs.lang)
-            self._unplace(g)  # placed again, with its sum, when the event is activated
+            g = self._new_group(e, gs.lang, place=False)  # placed when the event is activated
             self.group_ordinal[g] = gs.ordinal
             if gs.total is not None and gs.count > 0:
                 self.archived[g] = np.asarray(gs.total, dtype=np.float64)
                 self.group_count[g] = gs.count
         self.next_ordinal = max((o + 1 for o in self.group_ordinal), default=0)
         for e in range(len(self.events)):
-            self._activate(e)
+            self._activate(e, norms=False)
             if not math.isnan(self.events[e].last_h):
                 heapq.heappush(self.expiry, (self.events[e].last_h, e))
+        # one reduction over all rows: the same bits as row by row (see `add`)
+        self.slot_norm[: self.n_slots] = np.linalg.norm(self.slot_sum[: self.n_slots], axis=1)
         self.expired_at = state.clock_h if not math.isnan(state.clock_h) else -math.inf
         return index
 
