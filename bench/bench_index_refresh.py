@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_search import PREFIX, WORDS, _vocab  # noqa: E402
+from bench.bench_search import PREFIX, WORDS, _load_average, _vocab  # noqa: E402
 from pipeline.records import article_id_for  # noqa: E402
 from pipeline.search.bm25_index import COMPACT_FRACTION  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
@@ -248,13 +248,6 @@ def _query_speed(con: object) -> dict[str, float]:
         "bm25_layout4_p50_ms": statistics.median(old),
         "bm25_same_as_layout4": float(same),
     }
-
-
-def _load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
 
 
 def main() -> None:

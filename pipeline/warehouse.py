@@ -195,13 +195,17 @@ def id_table(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> Iterator[str
 INDEX_LOOKUP_MAX = 2048
 
 
-def key_lookup(column: str, ids: Sequence[str]) -> str | None:
-    """`column IN ('a', …)` with the ids as escaped literals, or None when there are too many
-    for an index scan (then join against `id_table`)."""
-    if not ids or len(ids) > INDEX_LOOKUP_MAX:
-        return None
-    literals = ", ".join("'" + str(i).replace("'", "''") + "'" for i in ids)
-    return f"{column} IN ({literals})"
+@contextmanager
+def ids_in(con: duckdb.DuckDBPyConnection, column: str, ids: Sequence[str]) -> Iterator[str]:
+    """A predicate `column IN (…)` for a list of ids, to be the only predicate on its table:
+    escaped literals (served from the column's index) up to INDEX_LOOKUP_MAX ids, else a
+    semi-join against an `id_table`."""
+    if 0 < len(ids) <= INDEX_LOOKUP_MAX:
+        literals = ", ".join("'" + str(i).replace("'", "''") + "'" for i in ids)
+        yield f"{column} IN ({literals})"
+        return
+    with id_table(con, ids) as name:
+        yield f"{column} IN (SELECT id FROM {name})"
 
 
 @contextmanager
@@ -636,14 +640,12 @@ def load_events(
             ],
         )
         _insert(con, "event_articles", _columns(EventArticle), _rows(assignments))
-        if only_folded and not merged:
-            return
-        with id_table(con, sorted(merged or {})) as folded:
-            scope = f"event_id IN (SELECT id FROM {folded}) AND " if only_folded else ""
-            con.execute(
-                f"DELETE FROM events WHERE {scope}"
-                "event_id NOT IN (SELECT DISTINCT event_id FROM event_articles)"
-            )
+        empty = "event_id NOT IN (SELECT DISTINCT event_id FROM event_articles)"
+        if not only_folded:
+            con.execute(f"DELETE FROM events WHERE {empty}")
+        elif merged:
+            with ids_in(con, "event_id", sorted(merged)) as folded:
+                con.execute(f"DELETE FROM events WHERE {folded} AND {empty}")
 
 
 @backends.writes("events", "event_articles")
@@ -734,14 +736,8 @@ def fetch_articles(
         return [_article_from_row(r) for r in con.execute(sql + order).fetchall()]
     if not article_ids:
         return []
-    lookup = key_lookup("article_id", article_ids)
-    if lookup is not None:
-        return [
-            _article_from_row(r) for r in con.execute(f"{sql} WHERE {lookup}{order}").fetchall()
-        ]
-    with id_table(con, article_ids) as ids:
-        sql += f" WHERE article_id IN (SELECT id FROM {ids})"
-        return [_article_from_row(r) for r in con.execute(sql + order).fetchall()]
+    with ids_in(con, "article_id", article_ids) as where:
+        return [_article_from_row(r) for r in con.execute(f"{sql} WHERE {where}{order}").fetchall()]
 
 
 def articles_without_segments(con: duckdb.DuckDBPyConnection) -> list[Article]:

@@ -324,13 +324,13 @@ class _Stream:
             if norm:
                 self.slot_norm[s] = np.linalg.norm(self.slot_sum[s : s + 1], axis=1)[0]
 
-    def _activate(self, e: int, *, norms: bool = True) -> None:
+    def _activate(self, e: int, *, norm: bool = True) -> None:
         if e in self.active:
             return
         self.active.add(e)
         for g in self.events[e].groups:
             if self.group_slot[g] < 0:
-                self._place(g, self.archived.pop(g, None), norm=norms)
+                self._place(g, self.archived.pop(g, None), norm=norm)
         lex_sum = self.events[e].lex_sum
         if lex_sum is not None and self.lex_row[e] < 0:
             self.lex_row[e] = self.lex.append(lex_sum)
@@ -536,7 +536,7 @@ class _Stream:
                 self.group_count[g] = gs.count
         self.next_ordinal = max((o + 1 for o in self.group_ordinal), default=0)
         for e in range(len(self.events)):
-            self._activate(e, norms=False)
+            self._activate(e, norm=False)
             if not math.isnan(self.events[e].last_h):
                 heapq.heappush(self.expiry, (self.events[e].last_h, e))
         # one reduction over all rows: the same bits as row by row (see `add`)

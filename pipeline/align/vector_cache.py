@@ -36,21 +36,14 @@ def load_vectors(
         return {}
     import pyarrow.compute as pc
 
-    from pipeline.warehouse import id_table, key_lookup
+    from pipeline.warehouse import ids_in
 
-    lookup = key_lookup("article_id", article_ids)
-    if lookup is not None:  # by index: the embedder is filtered here, not in the scan
+    # the id list alone, so the index serves it; the embedder is filtered here, not in the scan
+    with ids_in(con, "article_id", list(article_ids)) as where:
         table = con.execute(
-            f"SELECT article_id, embedder, text_sha256, vector FROM article_vectors WHERE {lookup}"
+            f"SELECT article_id, embedder, text_sha256, vector FROM article_vectors WHERE {where}"
         ).to_arrow_table()
-        table = table.filter(pc.equal(table.column("embedder"), embedder_name))
-    else:
-        with id_table(con, article_ids) as ids:
-            table = con.execute(
-                "SELECT article_id, text_sha256, vector FROM article_vectors "
-                f"WHERE embedder = ? AND article_id IN (SELECT id FROM {ids})",
-                [embedder_name],
-            ).to_arrow_table()
+    table = table.filter(pc.equal(table.column("embedder"), embedder_name))
     ids = table.column("article_id").to_pylist()
     hashes = table.column("text_sha256").to_pylist()
     out: dict[str, tuple[str, np.ndarray]] = {}

@@ -196,12 +196,6 @@ def refresh_index(
     return refresh
 
 
-def rebuild_index(con: duckdb.DuckDBPyConnection) -> bm25_index.IndexUpdate:
-    """Build the index from scratch over the current `search_docs` (what `force_rebuild` does
-    after bringing search_docs up to date)."""
-    return bm25_index.update(con, force_rebuild=True)
-
-
 @dataclass(frozen=True)
 class LexicalHit:
     article_id: str
