@@ -16,6 +16,7 @@ CLOCK_COLUMNS = frozenset(
         "applied_at",
         "fetched_at",
         "saved_at",
+        "seen_through",
         "last_success_at",
         "last_failure_at",
         "retry_after",

@@ -50,12 +50,14 @@ rebuild over all of them gives.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import heapq
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -145,6 +147,19 @@ def threshold_for(table: dict[str, float], lang_a: str, lang_b: str) -> float:
     return table.get("same" if same else "cross", table["default"])
 
 
+def reach_hours(settings: AlignSettings, thresholds: dict[str, float]) -> float:
+    """Hours after an event's first report past which no article can join it: a score is at
+    most 1 minus the time penalty, and past this it lies under every threshold (an hour of
+    margin), or the window ends first. Events past it only cost work, so they leave the
+    active set; no decision changes."""
+    window = settings.window_hours + TIME_GRACE_HOURS
+    if settings.time_decay_hours <= 0 or TIME_PENALTY <= 0 or not thresholds:
+        return window
+    lowest = min(thresholds.values())
+    under = TIME_GRACE_HOURS + (1.0 - lowest) * settings.time_decay_hours / TIME_PENALTY + 1.0
+    return min(window, under)
+
+
 def _order_key(article: Article) -> tuple[bool, datetime, str]:
     when = (
         _aware(article.published_at) if article.published_at else datetime.min.replace(tzinfo=UTC)
@@ -196,34 +211,28 @@ class _Event:
 
 
 @dataclass(frozen=True)
-class GroupState:
-    """One language of a saved event: its vector count and float64 sum (None: no vectors)."""
-
-    lang: str
-    ordinal: int  # creation order among groups: the tie-break between equal scores
-    count: int
-    total: np.ndarray | None
-
-
-@dataclass(frozen=True)
-class EventState:
-    """A saved active event: time span, size, lexical sum (sparse) and per-language sums."""
-
-    event_id: str
-    first_h: float  # hours since the epoch (nan: no dated member)
-    last_h: float
-    size: int
-    lex_indices: np.ndarray | None
-    lex_values: np.ndarray | None
-    groups: tuple[GroupState, ...]
-
-
-@dataclass(frozen=True)
 class StreamState:
     """What the stream needs to place later articles as if it had replayed all earlier ones:
-    the events active at `clock_h` and the document frequencies over every article so far."""
+    the events active at `clock_h` and the document frequencies over every article so far.
 
-    events: tuple[EventState, ...]
+    Columnar (one entry per active event, one row per language of each, in creation order), so
+    that saving, loading and restoring a window of thousands of events are array copies rather
+    than thousands of objects: that is most of what a batch costs beyond its own articles.
+    """
+
+    event_ids: tuple[str, ...]
+    first_h: np.ndarray  # float64 hours since the epoch per event (nan: no dated member)
+    last_h: np.ndarray
+    size: np.ndarray  # int64 members per event
+    has_lex: np.ndarray  # bool per event: it has a lexical sum
+    lex_offsets: np.ndarray  # int64, events + 1: event i's sum is lex_*[o[i] : o[i + 1]]
+    lex_indices: np.ndarray  # int32 hashed terms (sorted within an event)
+    lex_values: np.ndarray  # float64
+    group_event: np.ndarray  # int64 index into event_ids, one per (event, language) group
+    group_lang: tuple[str, ...]
+    group_ordinal: np.ndarray  # int64 creation order: the tie-break between equal scores
+    group_count: np.ndarray  # int64 vectors summed (0: none)
+    group_sums: np.ndarray  # float64 (groups x dim) vector sums, zeros where count is 0
     df_indices: np.ndarray
     df_values: np.ndarray
     n_docs: int
@@ -231,6 +240,13 @@ class StreamState:
     changed: frozenset[str] = frozenset()  # events that gained members since the last restore
     # events folded into another since the last restore: folded id -> surviving id (final)
     merged: Mapping[str, str] = field(default_factory=dict)
+
+    def lex_of(self, i: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Event i's lexical sum as (indices, values), or None."""
+        if not self.has_lex[i]:
+            return None
+        lo, hi = int(self.lex_offsets[i]), int(self.lex_offsets[i + 1])
+        return self.lex_indices[lo:hi], self.lex_values[lo:hi]
 
 
 def _grown(array: np.ndarray, size: int, fill: float | int) -> np.ndarray:
@@ -265,14 +281,25 @@ class _Stream:
         self.group_count = np.zeros(16, dtype=np.int64)
         self.group_slot = np.full(16, -1, dtype=np.int64)
         self.group_index: dict[tuple[int, str], int] = {}
-        self.group_ordinal: list[int] = []  # persistent creation order (saved with the state)
+        # the same as an array, event x language code -> group (-1: none), for whole-array use
+        self.event_group = np.full((16, 4), -1, dtype=np.int64)
+        # persistent creation order (saved with the state)
+        self.group_ordinal = np.zeros(16, dtype=np.int64)
         self.next_ordinal = 0
         self.lang_codes: dict[str, int] = {}
+        self.lang_names: list[str] = []  # code -> language
         self.n_groups = 0
         self.dim = max(dim, 1)
         # Slots: one row per group of an active event.
         self.slot_sum = np.zeros((16, self.dim), dtype=np.float64)
         self.slot_norm = np.zeros(16, dtype=np.float64)
+        # Each slot's centroid direction in float32, for the one product per article over all
+        # active groups: half the memory to stream than the float64 sums (that product is the
+        # part of an article's cost that grows with the window).
+        self.slot_unit = np.zeros((16, self.dim), dtype=np.float32)
+        # Slots whose unit row changed since `_Prefilter` last took its product (True: the
+        # prefilter's cosines of that slot are stale and it must be scored exactly).
+        self.dirty = np.ones(16, dtype=bool)
         self.slot_group = np.full(16, -1, dtype=np.int64)
         self.n_slots = 0  # high-water mark
         self.free_slots: list[int] = []
@@ -280,6 +307,11 @@ class _Stream:
         # Active events, and a heap of (last_h, event) to find those leaving the window.
         self.active: set[int] = set()
         self.expiry: list[tuple[float, int]] = []
+        # Events by first report, and how many hours after it an article can still join one
+        # (`reach_hours`): past that an event is out of reach for good, so it leaves the
+        # active set even while later members keep its last publication in the window.
+        self.by_first: list[tuple[float, int]] = []
+        self.reach = math.inf
         self.expired_at = -math.inf
         self.lex = _LexRows()
         self.lex_row = np.full(16, -1, dtype=np.int64)  # event -> its row in self.lex, or -1
@@ -294,7 +326,19 @@ class _Stream:
         self.last = _grown(self.last, e + 1, np.nan)
         self.has_lex = _grown(self.has_lex, e + 1, False)
         self.lex_row = _grown(self.lex_row, e + 1, -1)
+        self.event_group = _grown(self.event_group, e + 1, -1)
         return e
+
+    def _index_group(self, e: int, code: int, g: int) -> None:
+        self._widen(code + 1)
+        self.event_group[e, code] = g
+
+    def _widen(self, n_codes: int) -> None:
+        """Room in `event_group` for `n_codes` languages."""
+        if n_codes > self.event_group.shape[1]:
+            wider = np.full((len(self.event_group), 2 * n_codes), -1, dtype=np.int64)
+            wider[:, : self.event_group.shape[1]] = self.event_group
+            self.event_group = wider
 
     def _new_group(self, e: int, lang: str, *, place: bool = True) -> int:
         g = self.n_groups
@@ -304,9 +348,15 @@ class _Stream:
         self.group_count = _grown(self.group_count, g + 1, 0)
         self.group_slot = _grown(self.group_slot, g + 1, -1)
         self.group_event[g] = e
-        self.group_code[g] = self.lang_codes.setdefault(lang, len(self.lang_codes))
+        code = self.lang_codes.get(lang)
+        if code is None:
+            code = self.lang_codes[lang] = len(self.lang_names)
+            self.lang_names.append(lang)
+        self.group_code[g] = code
         self.group_index[(e, lang)] = g
-        self.group_ordinal.append(self.next_ordinal)
+        self._index_group(e, code, g)
+        self.group_ordinal = _grown(self.group_ordinal, g + 1, 0)
+        self.group_ordinal[g] = self.next_ordinal
         self.next_ordinal += 1
         self.events[e].groups.append(g)
         if place:
@@ -321,13 +371,26 @@ class _Stream:
             self.n_slots += 1
             self.slot_sum = _grown(self.slot_sum, s + 1, 0.0)
             self.slot_norm = _grown(self.slot_norm, s + 1, 0.0)
+            self.slot_unit = _grown(self.slot_unit, s + 1, 0.0)
             self.slot_group = _grown(self.slot_group, s + 1, -1)
+            self.dirty = _grown(self.dirty, s + 1, True)
+        self.dirty[s] = True
         self.group_slot[g] = s
         self.slot_group[s] = g
         if row is not None:
             self.slot_sum[s] = row
             if norm:
-                self.slot_norm[s] = np.linalg.norm(self.slot_sum[s : s + 1], axis=1)[0]
+                self._renorm(s, s + 1)
+
+    def _renorm(self, start: int, stop: int) -> None:
+        """Norms and unit rows of slots start..stop, as one reduction: the same bits whether
+        taken row by row (`add`) or over a restored window at once."""
+        sums = self.slot_sum[start:stop]
+        norms = np.linalg.norm(sums, axis=1)
+        self.slot_norm[start:stop] = norms
+        safe = np.where(norms > 0, norms, 1.0)[:, None]
+        self.slot_unit[start:stop] = np.where(norms[:, None] > 0, sums / safe, 0.0)
+        self.dirty[start:stop] = True
 
     def _activate(self, e: int, *, norm: bool = True) -> None:
         if e in self.active:
@@ -351,11 +414,7 @@ class _Stream:
                 continue
             if self.group_count[g] > 0:
                 self.archived[g] = self.slot_sum[s].copy()
-            self.slot_sum[s] = 0.0
-            self.slot_norm[s] = 0.0
-            self.slot_group[s] = -1
-            self.group_slot[g] = -1
-            self.free_slots.append(s)
+            self._unplace(g)
 
     def expire(self, t: float, window_hours: float) -> None:
         """Drop events whose last publication is more than the window before `t`."""
@@ -367,10 +426,15 @@ class _Stream:
                     self._activate(e)
                     if not math.isnan(ev.last_h):
                         heapq.heappush(self.expiry, (ev.last_h, e))
+                        heapq.heappush(self.by_first, (ev.first_h, e))
         self.expired_at = t
         while self.expiry and t - self.expiry[0][0] > window_hours:
             last, e = heapq.heappop(self.expiry)
             if e in self.active and self.last[e] == last:
+                self._deactivate(e)
+        while self.by_first and t - self.by_first[0][0] > self.reach:
+            first, e = heapq.heappop(self.by_first)
+            if e in self.active and self.first[e] == first:
                 self._deactivate(e)
 
     def add(
@@ -386,7 +450,9 @@ class _Stream:
         ev.members.append(idx)
         self._activate(e)
         if not math.isnan(t):
-            ev.first_h = t if math.isnan(ev.first_h) else min(ev.first_h, t)
+            if math.isnan(ev.first_h) or t < ev.first_h:
+                ev.first_h = t
+                heapq.heappush(self.by_first, (t, e))
             if math.isnan(ev.last_h) or t > ev.last_h:
                 ev.last_h = t
                 heapq.heappush(self.expiry, (t, e))
@@ -397,8 +463,7 @@ class _Stream:
         if vec is not None:
             s = int(self.group_slot[g])
             self.slot_sum[s] += vec
-            # The same reduction as np.linalg.norm(sums, axis=1) over many rows: equal bits.
-            self.slot_norm[s] = np.linalg.norm(self.slot_sum[s : s + 1], axis=1)[0]
+            self._renorm(s, s + 1)
             self.group_count[g] += 1
         if lex is not None:
             ev.lex_sum = lex if ev.lex_sum is None else _lex_plus(ev.lex_sum, lex)
@@ -415,17 +480,20 @@ class _Stream:
         ea, eb = self.events[a], self.events[b]
         self.merged[eb.event_id] = ea.event_id
         for gb in eb.groups:
-            lang = self._lang_of(int(self.group_code[gb]))
+            code = int(self.group_code[gb])
+            lang = self._lang_of(code)
             del self.group_index[(b, lang)]
+            self.event_group[b, code] = -1
             ga = self.group_index.get((a, lang))
             if ga is None:
                 self.group_event[gb] = a
                 self.group_index[(a, lang)] = gb
+                self.event_group[a, code] = gb
                 ea.groups.append(gb)
                 continue
             sa, sb = int(self.group_slot[ga]), int(self.group_slot[gb])
             self.slot_sum[sa] += self.slot_sum[sb]
-            self.slot_norm[sa] = np.linalg.norm(self.slot_sum[sa : sa + 1], axis=1)[0]
+            self._renorm(sa, sa + 1)
             self.group_count[ga] += self.group_count[gb]
             self.group_count[gb] = 0
             self._unplace(gb)
@@ -445,7 +513,9 @@ class _Stream:
             self.lex_row[b] = -1
             self.lex.dead += 1
         if not math.isnan(eb.first_h):
-            ea.first_h = eb.first_h if math.isnan(ea.first_h) else min(ea.first_h, eb.first_h)
+            if math.isnan(ea.first_h) or eb.first_h < ea.first_h:
+                ea.first_h = eb.first_h
+                heapq.heappush(self.by_first, (ea.first_h, a))
             if math.isnan(ea.last_h) or eb.last_h > ea.last_h:
                 ea.last_h = eb.last_h
                 heapq.heappush(self.expiry, (ea.last_h, a))
@@ -456,7 +526,7 @@ class _Stream:
             self._compact_lex()
 
     def _lang_of(self, code: int) -> str:
-        return next(k for k, v in self.lang_codes.items() if v == code)
+        return self.lang_names[code]
 
     def _compact_lex(self) -> None:
         """Rebuild the lexical rows from the active events, dropping superseded rows."""
@@ -472,32 +542,42 @@ class _Stream:
         frequencies. Events out of the window can only come back through a late article (see
         `align_batch`), so they are not kept."""
         self.expire(clock, window_hours)
-        events: list[EventState] = []
-        for e in sorted(self.active):
-            ev = self.events[e]
-            groups = []
-            for g in ev.groups:
-                s = int(self.group_slot[g])
-                total = self.slot_sum[s].copy() if s >= 0 else self.archived.get(g)
-                lang = self._lang_of(int(self.group_code[g]))
-                count = int(self.group_count[g])
-                ordinal = self.group_ordinal[g]
-                groups.append(GroupState(lang, ordinal, count, total if count > 0 else None))
-            lex = ev.lex_sum
-            events.append(
-                EventState(
-                    event_id=ev.event_id,
-                    first_h=ev.first_h,
-                    last_h=ev.last_h,
-                    size=len(ev.members) + ev.prior,
-                    lex_indices=None if lex is None else lex.indices.astype(np.int32),
-                    lex_values=None if lex is None else lex.data.astype(np.float64),
-                    groups=tuple(groups),
-                )
-            )
+        act = np.array(sorted(self.active), dtype=np.int64)
+        position = np.full(len(self.events), -1, dtype=np.int64)
+        position[act] = np.arange(len(act))
+        # An active event's groups are its placed ones (a merge re-points or drops the folded
+        # event's groups, and the folded event is no longer active), in creation order.
+        g_all = np.arange(self.n_groups)
+        gs = g_all[position[self.group_event[: self.n_groups]] >= 0]
+        gs = gs[np.argsort(self.group_ordinal[gs], kind="stable")]
+        counts = self.group_count[gs].copy()
+        sums = self.slot_sum[self.group_slot[gs]]
+        sums[counts == 0] = 0.0
+        lex_parts = [self.events[e].lex_sum for e in act]
+        has_lex = np.array([x is not None for x in lex_parts], dtype=bool)
+        lengths = np.array([len(x.indices) if x is not None else 0 for x in lex_parts])
+        offsets = np.zeros(len(act) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        present = [x for x in lex_parts if x is not None]
         nz = np.flatnonzero(self.df.df)
         return StreamState(
-            events=tuple(events),
+            event_ids=tuple(self.events[e].event_id for e in act),
+            first_h=self.first[act].copy(),
+            last_h=self.last[act].copy(),
+            size=np.array([len(self.events[e].members) + self.events[e].prior for e in act]),
+            has_lex=has_lex,
+            lex_offsets=offsets,
+            lex_indices=np.concatenate([x.indices for x in present]).astype(np.int32)
+            if present
+            else np.zeros(0, dtype=np.int32),
+            lex_values=np.concatenate([x.data for x in present]).astype(np.float64)
+            if present
+            else np.zeros(0),
+            group_event=position[self.group_event[gs]],
+            group_lang=tuple(self.lang_names[c] for c in self.group_code[gs]),
+            group_ordinal=self.group_ordinal[gs].copy(),
+            group_count=counts,
+            group_sums=sums,
             df_indices=nz.astype(np.int32),
             df_values=self.df.df[nz].copy(),
             n_docs=self.df.n_docs,
@@ -515,45 +595,85 @@ class _Stream:
         return event_id
 
     def restore(self, state: StreamState) -> dict[str, int]:
-        """Load a snapshot: its events become active, groups keep their relative order (the
-        tie-break between equal scores goes to the earlier group). Returns event id -> index."""
+        """Load a snapshot into an empty stream: its events become active, groups keep their
+        relative order (the tie-break between equal scores goes to the earlier group). Array
+        copies, not per-event work: restoring is paid by every batch. Returns id -> index."""
+        assert not self.events, "restore into an empty stream"
         self.df.df[state.df_indices] = state.df_values
         self.df.n_docs = state.n_docs
-        index: dict[str, int] = {}
-        for es in state.events:
-            e = index[es.event_id] = self.new_event(es.event_id)
-            ev = self.events[e]
-            ev.prior = es.size
-            ev.first_h, ev.last_h = es.first_h, es.last_h
-            self.first[e], self.last[e] = es.first_h, es.last_h
-            if es.lex_indices is not None and es.lex_values is not None:
-                ev.lex_sum = _SavedLex(es.lex_indices, es.lex_values)
-                self.has_lex[e] = True
-        groups = sorted(
-            ((gs.ordinal, index[es.event_id], gs) for es in state.events for gs in es.groups),
-            key=lambda item: item[0],
+        n_events, n_groups = len(state.event_ids), len(state.group_event)
+        self.events = [_Event(eid) for eid in state.event_ids]
+        self.first = _grown(self.first, n_events, np.nan)
+        self.last = _grown(self.last, n_events, np.nan)
+        self.has_lex = _grown(self.has_lex, n_events, False)
+        self.lex_row = _grown(self.lex_row, n_events, -1)
+        self.event_group = _grown(self.event_group, n_events, -1)
+        self.first[:n_events], self.last[:n_events] = state.first_h, state.last_h
+        self.has_lex[:n_events] = state.has_lex
+        for e, ev in enumerate(self.events):
+            ev.prior = int(state.size[e])
+            ev.first_h, ev.last_h = float(state.first_h[e]), float(state.last_h[e])
+            lex = state.lex_of(e)
+            if lex is not None:
+                ev.lex_sum = _SavedLex(*lex)
+        # groups, in creation order, each in the slot of its own number
+        for name in ("group_event", "group_code", "group_count", "group_ordinal"):
+            setattr(self, name, _grown(getattr(self, name), n_groups, 0))
+        self.group_slot = _grown(self.group_slot, n_groups, -1)
+        for lang in state.group_lang:
+            if lang not in self.lang_codes:
+                self.lang_codes[lang] = len(self.lang_names)
+                self.lang_names.append(lang)
+        codes = np.array([self.lang_codes[lang] for lang in state.group_lang], dtype=np.int64)
+        self.group_event[:n_groups] = state.group_event
+        self.group_code[:n_groups] = codes
+        self.group_count[:n_groups] = state.group_count
+        self.group_ordinal[:n_groups] = state.group_ordinal
+        self.group_slot[:n_groups] = np.arange(n_groups)
+        self.n_groups = n_groups
+        self._widen(len(self.lang_names))
+        self.event_group[state.group_event, codes] = np.arange(n_groups)
+        for g, (e, lang) in enumerate(
+            zip(state.group_event.tolist(), state.group_lang, strict=True)
+        ):
+            self.group_index[(e, lang)] = g
+            self.events[e].groups.append(g)
+        self.next_ordinal = int(state.group_ordinal.max()) + 1 if n_groups else 0
+        self.slot_sum = _grown(self.slot_sum, n_groups, 0.0)
+        self.slot_norm = _grown(self.slot_norm, n_groups, 0.0)
+        self.slot_unit = _grown(self.slot_unit, n_groups, 0.0)
+        self.slot_group = _grown(self.slot_group, n_groups, -1)
+        self.dirty = _grown(self.dirty, n_groups, True)
+        if state.group_sums.size:
+            self.slot_sum[:n_groups] = state.group_sums
+        self.slot_group[:n_groups] = np.arange(n_groups)
+        self.n_slots = n_groups
+        self._renorm(0, n_groups)
+        # every event active, its lexical sum a row
+        self.active = set(range(n_events))
+        with_lex = np.flatnonzero(state.has_lex)
+        self.lex_row[with_lex] = self.lex.extend(
+            state.lex_indices,
+            state.lex_values,
+            state.lex_offsets[with_lex],
+            state.lex_offsets[with_lex + 1],
         )
-        for _, e, gs in groups:
-            g = self._new_group(e, gs.lang, place=False)  # placed when the event is activated
-            self.group_ordinal[g] = gs.ordinal
-            if gs.total is not None and gs.count > 0:
-                self.archived[g] = np.asarray(gs.total, dtype=np.float64)
-                self.group_count[g] = gs.count
-        self.next_ordinal = max((o + 1 for o in self.group_ordinal), default=0)
-        for e in range(len(self.events)):
-            self._activate(e, norm=False)
-            if not math.isnan(self.events[e].last_h):
-                heapq.heappush(self.expiry, (self.events[e].last_h, e))
-        # one reduction over all rows: the same bits as row by row (see `add`)
-        self.slot_norm[: self.n_slots] = np.linalg.norm(self.slot_sum[: self.n_slots], axis=1)
+        self.expiry = [(ev.last_h, e) for e, ev in enumerate(self.events) if ev.last_h == ev.last_h]
+        heapq.heapify(self.expiry)
+        self.by_first = [
+            (ev.first_h, e) for e, ev in enumerate(self.events) if ev.first_h == ev.first_h
+        ]
+        heapq.heapify(self.by_first)
         self.expired_at = state.clock_h if not math.isnan(state.clock_h) else -math.inf
-        return index
+        return {eid: e for e, eid in enumerate(state.event_ids)}
 
     def _unplace(self, g: int) -> None:
         s = int(self.group_slot[g])
         if s >= 0:
             self.slot_sum[s] = 0.0
             self.slot_norm[s] = 0.0
+            self.slot_unit[s] = 0.0
+            self.dirty[s] = True
             self.slot_group[s] = -1
             self.group_slot[g] = -1
             self.free_slots.append(s)
@@ -614,24 +734,97 @@ class _LexRows:
         self.indptr[self.rows] = end
         return self.rows - 1
 
-    def cosines(self, df: DocumentFrequencies, lex: csr_matrix) -> np.ndarray:
-        """Idf-weighted cosine of every row with `lex`, as the full-width products give it."""
-        from scipy.sparse import csr_matrix
+    def extend(
+        self, indices: np.ndarray, data: np.ndarray, starts: np.ndarray, stops: np.ndarray
+    ) -> np.ndarray:
+        """Append rows `indices/data[starts[i]:stops[i]]` at once; returns their row numbers."""
+        lens = (stops - starts).astype(np.int64)
+        at = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+        at += np.repeat(starts, lens)
+        cols, vals = indices[at], data[at]
+        new = np.unique(cols[self.col_local[cols] < 0])
+        if len(new):
+            self.cols = _grown(self.cols, self.n_cols + len(new), 0)
+            self.cols[self.n_cols : self.n_cols + len(new)] = new
+            self.col_local[new] = np.arange(self.n_cols, self.n_cols + len(new))
+            self.n_cols += len(new)
+        end = self.nnz + len(vals)
+        self.data = _grown(self.data, end, 0.0)
+        self.squares = _grown(self.squares, end, 0.0)
+        self.local = _grown(self.local, end, 0)
+        self.indptr = _grown(self.indptr, self.rows + len(lens) + 1, 0)
+        self.data[self.nnz : end] = vals
+        self.squares[self.nnz : end] = vals**2
+        self.local[self.nnz : end] = self.col_local[cols]
+        self.indptr[self.rows + 1 : self.rows + len(lens) + 1] = self.nnz + np.cumsum(lens)
+        first = self.rows
+        self.nnz = end
+        self.rows += len(lens)
+        return np.arange(first, self.rows)
 
-        cols = lex.indices
-        idf = df.idf_at(cols)
-        weighted = lex.data * idf**2
-        x_norm = math.sqrt(float(np.sum((lex.data * idf) ** 2)))
-        local = self.col_local[cols]
-        hit = local >= 0
+    def cosines(self, df: DocumentFrequencies, lex: csr_matrix, rows: np.ndarray) -> np.ndarray:
+        """Idf-weighted cosine of `lex` with each of `rows` (a row's terms are summed in their
+        stored order, so a row gives the same value wherever it sits)."""
+        lens = self.indptr[rows + 1] - self.indptr[rows]
+        total = int(lens.sum())
+        segment = np.repeat(np.arange(len(rows)), lens)
+        # positions of the rows' entries in data/local, row after row
+        at = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)
+        at += np.repeat(self.indptr[rows], lens)
+        local = self.local[at]
+        idf = df.idf_at(lex.indices)
         x = np.zeros(self.n_cols)
-        x[local[hit]] = weighted[hit]  # other terms add exact zeros: the same sums
-        parts = (self.local[: self.nnz], self.indptr[: self.rows + 1])
-        shape = (self.rows, self.n_cols)
-        numerator = csr_matrix((self.data[: self.nnz], *parts), shape=shape) @ x
-        idf_cols = df.idf_at(self.cols[: self.n_cols])
-        c_norm = np.sqrt(csr_matrix((self.squares[: self.nnz], *parts), shape=shape) @ idf_cols**2)
+        hit = self.col_local[lex.indices]
+        x[hit[hit >= 0]] = (lex.data * idf**2)[hit >= 0]  # other terms add exact zeros
+        x_norm = math.sqrt(float(np.sum((lex.data * idf) ** 2)))
+        numerator = np.bincount(segment, self.data[at] * x[local], minlength=len(rows))
+        idf_rows = df.idf_at(self.cols[local])
+        c_norm = np.sqrt(np.bincount(segment, self.squares[at] * idf_rows**2, minlength=len(rows)))
         return numerator / np.maximum(c_norm * x_norm, 1e-12)
+
+
+class _Prefilter:
+    """Approximate cosines of the next articles to score with every active centroid, from one
+    matrix product per CHUNK articles: streaming the centroid matrix from memory once per
+    article was the part of a batch that grew with the window. They only choose which slots
+    are scored exactly (`_exact_cosines`); a slot that changed since the product (`dirty`)
+    or came after it is always scored exactly. So the scores, and every decision, are the same
+    however articles fall into chunks: a batch still equals a rebuild bit for bit.
+    """
+
+    CHUNK = 64
+    # float32 products differ from the exact row sums by < 1e-4 for unit vectors of any
+    # length used here (384 terms of |u_i v_i| <= 1 at 2^-24 each); this keeps a wide berth.
+    SLACK = 1e-3
+
+    def __init__(self, stream: _Stream, vectors: list[np.ndarray | None]) -> None:
+        self.stream, self.vectors = stream, vectors
+        self.start = self.stop = 0  # articles (positions in `vectors`) of the current product
+        self.cos = np.zeros((0, 0), dtype=np.float32)
+        self.n_ref = 0  # slots covered by the product
+
+    def column(self, k: int) -> tuple[np.ndarray, int]:
+        """Approximate cosines of article k (its position among those scored) with slots
+        0..n_ref, valid where the slot is not dirty; and n_ref."""
+        if not self.start <= k < self.stop:
+            stream = self.stream
+            chunk = self.vectors[k : k + self.CHUNK]
+            block = np.zeros((len(chunk), stream.dim), dtype=np.float32)
+            for i, v in enumerate(chunk):
+                if v is not None:
+                    block[i] = v
+            self.n_ref = stream.n_slots
+            self.cos = stream.slot_unit[: self.n_ref] @ block.T
+            stream.dirty[: self.n_ref] = False
+            self.start, self.stop = k, k + len(chunk)
+        return self.cos[:, k - self.start], self.n_ref
+
+
+def _exact_cosines(unit: np.ndarray, vec: np.ndarray) -> np.ndarray:
+    """Cosines of unit rows with a unit vector, each a row sum (numpy's pairwise summation
+    over the row alone): the same bits for a row wherever it sits and however many are asked,
+    unlike a BLAS product whose kernels sum differently by shape."""
+    return (unit * vec).sum(axis=1, dtype=np.float32).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -650,18 +843,49 @@ def _best_event(
     lex: csr_matrix | None,
     settings: AlignSettings,
     thresholds: dict[str, float],
+    approx: tuple[np.ndarray, int] | None = None,
 ) -> _Candidate | None:
     """Best-scoring active event whose score clears its threshold, or None; with the other
     events whose threshold the article clears (candidates for a merge).
 
-    Work is proportional to the active events' groups and lexical terms, not to history.
+    Work is proportional to the active events' groups, not to history: one product over their
+    centroids, then full scoring only of the groups the vectors leave in reach (a handful).
     """
     if not stream.events:
         return None
     stream.expire(t, settings.window_hours)
-    slots = np.flatnonzero(stream.slot_group[: stream.n_slots] >= 0)
+    n = stream.n_slots
+    live = stream.slot_group[:n] >= 0
+    table = stream.limits(lang, thresholds)
+    # the lowest semantic score a group may have and still be joined
+    reach = float(table.min()) - LEX_REACH if len(table) else 0.0
+    vec32 = vec.astype(np.float32, copy=False) if vec is not None else None
+    screened = vec32 is not None and approx is not None and reach > 0.0
+    if screened:
+        assert approx is not None
+        cos_approx, n_ref = approx
+        floor = SEM_FLOOR + reach * (SEM_CEIL - SEM_FLOOR) - _Prefilter.SLACK
+        maybe = stream.dirty[:n].copy()
+        maybe[:n_ref] |= cos_approx >= floor
+        no_vec = stream.group_count[stream.slot_group[:n]] == 0
+        slots = np.flatnonzero(live & (maybe | no_vec))
+    else:
+        slots = np.flatnonzero(live)
     groups = stream.slot_group[slots]  # in slot order, not group order: see the tie-break
     group_events = stream.group_event[groups]
+    code = stream.lang_codes.get(lang, -1)
+    if screened and 0 <= code < stream.event_group.shape[1] and len(groups):
+        # An event whose own-language group is out of reach is rejected whole (see below).
+        kept = np.zeros(n, dtype=bool)
+        kept[slots] = True
+        own_g = stream.event_group[group_events, code]
+        has = own_g >= 0
+        out = np.zeros(len(groups), dtype=bool)
+        out[has] = (stream.group_count[own_g[has]] > 0) & ~kept[stream.group_slot[own_g[has]]]
+        if out.any():
+            slots, groups, group_events = slots[~out], groups[~out], group_events[~out]
+    if not len(groups):
+        return None
     if math.isnan(t):
         gap = np.zeros(len(groups))
     else:
@@ -679,25 +903,30 @@ def _best_event(
     )
 
     sem = np.full(len(groups), np.nan)
-    if vec is not None:
+    if vec32 is not None:
         with_vec = stream.group_count[groups] > 0
-        # Cast once: float64 @ float32 would cast inside and run three times slower.
-        dots = (stream.slot_sum[: stream.n_slots] @ vec.astype(np.float64))[slots[with_vec]]
-        norms = stream.slot_norm[slots[with_vec]]
-        cos = dots / np.where(norms > 0, norms, 1.0)
+        cos = _exact_cosines(stream.slot_unit[slots[with_vec]], vec32)
         sem[with_vec] = np.clip((cos - SEM_FLOOR) / (SEM_CEIL - SEM_FLOOR), 0.0, 1.0)
+    has_sem = ~np.isnan(sem)
+    limits = table[stream.group_code[groups]]
+    # English text can lift a borderline semantic score, but not carry a pair the vectors call
+    # unrelated: poor machine translation (or a shared boilerplate) looks alike lexically.
+    hopeless = has_sem & (sem < limits - LEX_REACH)
 
     lexical = np.full(len(groups), np.nan)
     if lex is not None:
         with_lex = stream.has_lex[group_events]
-        if with_lex.any():  # every active event with English text has a row
-            cos_lex = stream.lex.cosines(stream.df, lex)
-            rows = stream.lex_row[group_events[with_lex]]
-            lexical[with_lex] = np.clip(cos_lex[rows] / LEX_CEIL, 0.0, 1.0)
+        # Only events that some group of theirs may still join need their English compared:
+        # on news, a handful of the window's events (the rest are ruled out by the vectors).
+        wanted = np.zeros(len(stream.events), dtype=bool)
+        wanted[group_events[with_lex & ~hopeless]] = True
+        need = with_lex & wanted[group_events]
+        if need.any():  # every active event with English text has a row
+            rows = stream.lex_row[group_events[need]]
+            lexical[need] = np.clip(stream.lex.cosines(stream.df, lex, rows) / LEX_CEIL, 0.0, 1.0)
 
     w_lex = min(max(settings.lexical_weight, 0.0), 1.0)
     w_sem = 1.0 - w_lex
-    has_sem = ~np.isnan(sem)
     has_lex = ~np.isnan(lexical)
     weight = np.where(has_sem, w_sem, 0.0) + np.where(has_lex, w_lex, 0.0)
     mixed = (
@@ -705,18 +934,15 @@ def _best_event(
     ) / np.where(weight > 0, weight, 1.0)
     decay = settings.time_decay_hours if settings.time_decay_hours > 0 else math.inf
     score = mixed - TIME_PENALTY * gap / decay
-    limits = stream.limits(lang, thresholds)[stream.group_code[groups]]
     margin = np.where(weight > 0, score - limits, -np.inf)
-    # English text can lift a borderline semantic score, but not carry a pair the vectors call
-    # unrelated: poor machine translation (or a shared boilerplate) looks alike lexically.
-    margin = np.where(has_sem & (sem < limits - LEX_REACH), -np.inf, margin)
+    margin = np.where(hopeless, -np.inf, margin)
     # An event with members in the article's language is judged by them first: where that
     # same-language test fails, its other languages may not carry the article.
-    code = stream.lang_codes.get(lang, -1)
     own = (stream.group_code[groups] == code) & (stream.group_count[groups] > 0)
     if own.any():
-        rejected = group_events[own & (margin < 0)]
-        margin = np.where(~own & np.isin(group_events, rejected), -np.inf, margin)
+        rejected = np.zeros(len(stream.events), dtype=bool)
+        rejected[group_events[own & (margin < 0)]] = True
+        margin = np.where(~own & rejected[group_events], -np.inf, margin)
     if not len(margin) or margin.max() < 0:
         return None
     # Ties go to the earliest group (lowest index, so the earliest event): deterministic.
@@ -793,6 +1019,22 @@ def _label(members: list[Article], vectors: dict[str, np.ndarray]) -> str:
     return ""
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused while an align run builds its objects: a window's
+    thousands of events, groups, arrays and rows are allocated at once and all stay alive, and
+    each automatic collection would walk every object the process holds (a caller holding a
+    day's articles pays for them on every pass). Align makes no reference cycles; whatever
+    else does is collected once the collector runs again. Nests (the outermost one resumes)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def align_events(
     articles: list[Article],
     english: dict[str, str],
@@ -827,11 +1069,12 @@ def align_events_with_state(
 
     # Each article's products are small: BLAS threads cost more in wake-ups than they save
     # (three times slower on two busy cores), and one thread gives the same numbers.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"), collector_paused():
         t0 = time.perf_counter()
         result = StageResult("align")
         dim = next((int(v.shape[0]) for v in vectors.values()), 0)
         stream = _Stream(dim)
+        stream.reach = reach_hours(settings, resolve_thresholds(dict(settings.thresholds)))
         event_index: dict[str, int] = {}
         ordered = sorted({a.article_id: a for a in articles}.values(), key=_order_key)
         known = {a.article_id for a in ordered}
@@ -880,16 +1123,14 @@ def align_batch(
     """
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"), collector_paused():
         t0 = time.perf_counter()
         result = StageResult("align")
         dim = next((int(v.shape[0]) for v in vectors.values()), 0)
-        if state is not None:
-            dim = next(
-                (len(g.total) for es in state.events for g in es.groups if g.total is not None),
-                dim,
-            )
+        if state is not None and state.group_count.any():
+            dim = int(state.group_sums.shape[1])
         stream = _Stream(dim)
+        stream.reach = reach_hours(settings, resolve_thresholds(dict(settings.thresholds)))
         event_index = stream.restore(state) if state is not None else {}
         clock = state.clock_h if state is not None else math.nan
         ordered = sorted({a.article_id: a for a in articles}.values(), key=_order_key)
@@ -937,7 +1178,11 @@ def _place_all(
 
     thresholds = resolve_thresholds(dict(settings.thresholds))
     encoder = LexicalEncoder()
-    dim = stream.dim
+    vecs = [_usable_vector(vectors.get(a.article_id), stream.dim, a) for a in ordered]
+    prefilter = _Prefilter(
+        stream, [v for a, v in zip(ordered, vecs, strict=True) if a.article_id not in placed]
+    )
+    scored = 0
     assignments: list[EventArticle] = []
     for idx, article in enumerate(ordered):
         t = _hours(article.published_at)
@@ -945,10 +1190,7 @@ def _place_all(
             t = clock  # undated: placed at the stream's clock, no time penalty beyond it
         else:
             clock = t if math.isnan(clock) else max(clock, t)
-        vec = vectors.get(article.article_id)
-        if vec is not None and (vec.shape != (dim,) or not np.all(np.isfinite(vec))):
-            log.warning("align: bad vector for %s ignored", article.article_id)
-            vec = None
+        vec = vecs[idx]
         en_text = english.get(article.article_id, "")
         if en_text.strip() and not encoder.usable(en_text):
             result.add("english_unusable")  # degenerate translation: vectors decide alone
@@ -977,7 +1219,9 @@ def _place_all(
             result.add("no_vector")
         if lex is None:
             result.add("no_english")
-        best = _best_event(stream, lang, t, vec, lex, settings, thresholds)
+        approx = prefilter.column(scored)
+        scored += 1
+        best = _best_event(stream, lang, t, vec, lex, settings, thresholds, approx)
         if best is None:
             event_id = event_id_for(article.article_id)
             e = event_index[event_id] = stream.new_event(event_id)
@@ -995,6 +1239,14 @@ def _place_all(
                 stream.merge(e, folded)
                 result.add("merged")
     return assignments, clock
+
+
+def _usable_vector(vec: np.ndarray | None, dim: int, article: Article) -> np.ndarray | None:
+    """The article's vector, or None when it has none or a broken one (wrong size, nan)."""
+    if vec is not None and (vec.shape != (dim,) or not np.all(np.isfinite(vec))):
+        log.warning("align: bad vector for %s ignored", article.article_id)
+        return None
+    return vec
 
 
 def _resolve(stream: _Stream, assignments: list[EventArticle]) -> list[EventArticle]:
