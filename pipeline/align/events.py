@@ -36,10 +36,13 @@ behind it); if they agree, the younger one is folded into the older one. Two con
 events of one happening agree; two same-topic events a day apart do not (the time between their
 first reports costs what it costs an article).
 
-Cost: articles come in time order, so the stream keeps the active events apart (a heap of last
-publication times moves events out of the window) with their centroids stacked in one matrix and
-their lexical sums in one sparse matrix; an article costs work in proportion to the active events,
-not to history, and the idf is computed only at the terms in use.
+Cost: articles come in time order, so the stream keeps the active events apart (heaps of first
+and last publication times move events out of the window, or out of the score's reach) with
+their unit centroids stacked in one float32 matrix and their lexical sums in one sparse matrix.
+One product per chunk of articles screens every active group (`_Prefilter`); only the groups
+the vectors leave within reach are scored exactly, their English compared only for those
+events. An article costs work in proportion to the active events, not to history, and the idf
+is computed only at the terms in use.
 
 History is not re-clustered: articles in `existing` keep their event, except that a merge moves
 the members of the folded event (`StreamState.merged` says which; the caller relabels stored
