@@ -283,8 +283,7 @@ class _Stream:
         self.group_code = np.zeros(16, dtype=np.int64)  # index into lang_codes
         self.group_count = np.zeros(16, dtype=np.int64)
         self.group_slot = np.full(16, -1, dtype=np.int64)
-        self.group_index: dict[tuple[int, str], int] = {}
-        # the same as an array, event x language code -> group (-1: none), for whole-array use
+        # event x language code -> its group (-1: none)
         self.event_group = np.full((16, 4), -1, dtype=np.int64)
         # persistent creation order (saved with the state)
         self.group_ordinal = np.zeros(16, dtype=np.int64)
@@ -332,9 +331,19 @@ class _Stream:
         self.event_group = _grown(self.event_group, e + 1, -1)
         return e
 
-    def _index_group(self, e: int, code: int, g: int) -> None:
-        self._widen(code + 1)
-        self.event_group[e, code] = g
+    def _code(self, lang: str) -> int:
+        """The language's code (a new one for a language not seen yet)."""
+        code = self.lang_codes.get(lang)
+        if code is None:
+            code = self.lang_codes[lang] = len(self.lang_names)
+            self.lang_names.append(lang)
+            self._widen(len(self.lang_names))
+        return code
+
+    def _group_of(self, e: int, lang: str) -> int | None:
+        code = self.lang_codes.get(lang)
+        g = int(self.event_group[e, code]) if code is not None else -1
+        return g if g >= 0 else None
 
     def _widen(self, n_codes: int) -> None:
         """Room in `event_group` for `n_codes` languages."""
@@ -343,7 +352,7 @@ class _Stream:
             wider[:, : self.event_group.shape[1]] = self.event_group
             self.event_group = wider
 
-    def _new_group(self, e: int, lang: str, *, place: bool = True) -> int:
+    def _new_group(self, e: int, lang: str) -> int:
         g = self.n_groups
         self.n_groups += 1
         self.group_event = _grown(self.group_event, g + 1, 0)
@@ -351,22 +360,17 @@ class _Stream:
         self.group_count = _grown(self.group_count, g + 1, 0)
         self.group_slot = _grown(self.group_slot, g + 1, -1)
         self.group_event[g] = e
-        code = self.lang_codes.get(lang)
-        if code is None:
-            code = self.lang_codes[lang] = len(self.lang_names)
-            self.lang_names.append(lang)
+        code = self._code(lang)
         self.group_code[g] = code
-        self.group_index[(e, lang)] = g
-        self._index_group(e, code, g)
+        self.event_group[e, code] = g
         self.group_ordinal = _grown(self.group_ordinal, g + 1, 0)
         self.group_ordinal[g] = self.next_ordinal
         self.next_ordinal += 1
         self.events[e].groups.append(g)
-        if place:
-            self._place(g, None)
+        self._place(g, None)
         return g
 
-    def _place(self, g: int, row: np.ndarray | None, *, norm: bool = True) -> None:
+    def _place(self, g: int, row: np.ndarray | None) -> None:
         if self.free_slots:
             s = self.free_slots.pop()
         else:
@@ -382,8 +386,7 @@ class _Stream:
         self.slot_group[s] = g
         if row is not None:
             self.slot_sum[s] = row
-            if norm:
-                self._renorm(s, s + 1)
+            self._renorm(s, s + 1)
 
     def _renorm(self, start: int, stop: int) -> None:
         """Norms and unit rows of slots start..stop, as one reduction: the same bits whether
@@ -395,13 +398,13 @@ class _Stream:
         self.slot_unit[start:stop] = np.where(norms[:, None] > 0, sums / safe, 0.0)
         self.dirty[start:stop] = True
 
-    def _activate(self, e: int, *, norm: bool = True) -> None:
+    def _activate(self, e: int) -> None:
         if e in self.active:
             return
         self.active.add(e)
         for g in self.events[e].groups:
             if self.group_slot[g] < 0:
-                self._place(g, self.archived.pop(g, None), norm=norm)
+                self._place(g, self.archived.pop(g, None))
         lex_sum = self.events[e].lex_sum
         if lex_sum is not None and self.lex_row[e] < 0:
             self.lex_row[e] = self.lex.append(lex_sum)
@@ -460,7 +463,7 @@ class _Stream:
                 ev.last_h = t
                 heapq.heappush(self.expiry, (t, e))
             self.first[e], self.last[e] = ev.first_h, ev.last_h
-        g = self.group_index.get((e, lang))
+        g = self._group_of(e, lang)
         if g is None:
             g = self._new_group(e, lang)
         if vec is not None:
@@ -484,13 +487,10 @@ class _Stream:
         self.merged[eb.event_id] = ea.event_id
         for gb in eb.groups:
             code = int(self.group_code[gb])
-            lang = self._lang_of(code)
-            del self.group_index[(b, lang)]
             self.event_group[b, code] = -1
-            ga = self.group_index.get((a, lang))
-            if ga is None:
+            ga = int(self.event_group[a, code])
+            if ga < 0:
                 self.group_event[gb] = a
-                self.group_index[(a, lang)] = gb
                 self.event_group[a, code] = gb
                 ea.groups.append(gb)
                 continue
@@ -623,23 +623,15 @@ class _Stream:
         for name in ("group_event", "group_code", "group_count", "group_ordinal"):
             setattr(self, name, _grown(getattr(self, name), n_groups, 0))
         self.group_slot = _grown(self.group_slot, n_groups, -1)
-        for lang in state.group_lang:
-            if lang not in self.lang_codes:
-                self.lang_codes[lang] = len(self.lang_names)
-                self.lang_names.append(lang)
-        codes = np.array([self.lang_codes[lang] for lang in state.group_lang], dtype=np.int64)
+        codes = np.array([self._code(lang) for lang in state.group_lang], dtype=np.int64)
         self.group_event[:n_groups] = state.group_event
         self.group_code[:n_groups] = codes
         self.group_count[:n_groups] = state.group_count
         self.group_ordinal[:n_groups] = state.group_ordinal
         self.group_slot[:n_groups] = np.arange(n_groups)
         self.n_groups = n_groups
-        self._widen(len(self.lang_names))
         self.event_group[state.group_event, codes] = np.arange(n_groups)
-        for g, (e, lang) in enumerate(
-            zip(state.group_event.tolist(), state.group_lang, strict=True)
-        ):
-            self.group_index[(e, lang)] = g
+        for g, e in enumerate(state.group_event.tolist()):
             self.events[e].groups.append(g)
         self.next_ordinal = int(state.group_ordinal.max()) + 1 if n_groups else 0
         self.slot_sum = _grown(self.slot_sum, n_groups, 0.0)
@@ -715,37 +707,21 @@ class _LexRows:
 
     def append(self, row: csr_matrix) -> int:
         """Append `row` (canonical: sorted indices, as the product's summation order needs)."""
-        indices, data = row.indices, row.data
-        new = indices[self.col_local[indices] < 0]  # sorted and unique in a canonical row
-        if len(new) > 1 and not np.all(new[1:] > new[:-1]):
-            new = np.unique(new)
-        if len(new):
-            self.cols = _grown(self.cols, self.n_cols + len(new), 0)
-            self.cols[self.n_cols : self.n_cols + len(new)] = new
-            self.col_local[new] = np.arange(self.n_cols, self.n_cols + len(new))
-            self.n_cols += len(new)
-        end = self.nnz + len(data)
-        self.data = _grown(self.data, end, 0.0)
-        self.squares = _grown(self.squares, end, 0.0)
-        self.local = _grown(self.local, end, 0)
-        self.indptr = _grown(self.indptr, self.rows + 2, 0)
-        self.data[self.nnz : end] = data
-        self.squares[self.nnz : end] = data**2
-        self.local[self.nnz : end] = self.col_local[indices]
-        self.nnz = end
-        self.rows += 1
-        self.indptr[self.rows] = end
-        return self.rows - 1
+        return int(self._push(row.indices, row.data, np.array([len(row.indices)]))[0])
 
     def extend(
         self, indices: np.ndarray, data: np.ndarray, starts: np.ndarray, stops: np.ndarray
     ) -> np.ndarray:
         """Append rows `indices/data[starts[i]:stops[i]]` at once; returns their row numbers."""
         lens = (stops - starts).astype(np.int64)
-        at = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
-        at += np.repeat(starts, lens)
-        cols, vals = indices[at], data[at]
-        new = np.unique(cols[self.col_local[cols] < 0])
+        at = _spans(starts, lens)
+        return self._push(indices[at], data[at], lens)
+
+    def _push(self, cols: np.ndarray, vals: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        """Append rows given back to back (`lens` entries each); returns their row numbers."""
+        new = cols[self.col_local[cols] < 0]  # sorted and unique for one canonical row
+        if len(new) > 1 and not np.all(new[1:] > new[:-1]):
+            new = np.unique(new)
         if len(new):
             self.cols = _grown(self.cols, self.n_cols + len(new), 0)
             self.cols[self.n_cols : self.n_cols + len(new)] = new
@@ -769,11 +745,8 @@ class _LexRows:
         """Idf-weighted cosine of `lex` with each of `rows` (a row's terms are summed in their
         stored order, so a row gives the same value wherever it sits)."""
         lens = self.indptr[rows + 1] - self.indptr[rows]
-        total = int(lens.sum())
         segment = np.repeat(np.arange(len(rows)), lens)
-        # positions of the rows' entries in data/local, row after row
-        at = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)
-        at += np.repeat(self.indptr[rows], lens)
+        at = _spans(self.indptr[rows], lens)  # the rows' entries in data/local, row after row
         local = self.local[at]
         idf = df.idf_at(lex.indices)
         x = np.zeros(self.n_cols)
@@ -784,6 +757,12 @@ class _LexRows:
         idf_rows = df.idf_at(self.cols[local])
         c_norm = np.sqrt(np.bincount(segment, self.squares[at] * idf_rows**2, minlength=len(rows)))
         return numerator / np.maximum(c_norm * x_norm, 1e-12)
+
+
+def _spans(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Positions start[i] .. start[i] + lens[i] - 1 of every span, one span after another."""
+    at = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+    return at + np.repeat(starts, lens)
 
 
 class _Prefilter:
@@ -1077,7 +1056,6 @@ def align_events_with_state(
         result = StageResult("align")
         dim = next((int(v.shape[0]) for v in vectors.values()), 0)
         stream = _Stream(dim)
-        stream.reach = reach_hours(settings, resolve_thresholds(dict(settings.thresholds)))
         event_index: dict[str, int] = {}
         ordered = sorted({a.article_id: a for a in articles}.values(), key=_order_key)
         known = {a.article_id for a in ordered}
@@ -1133,7 +1111,6 @@ def align_batch(
         if state is not None and state.group_count.any():
             dim = int(state.group_sums.shape[1])
         stream = _Stream(dim)
-        stream.reach = reach_hours(settings, resolve_thresholds(dict(settings.thresholds)))
         event_index = stream.restore(state) if state is not None else {}
         clock = state.clock_h if state is not None else math.nan
         ordered = sorted({a.article_id: a for a in articles}.values(), key=_order_key)
@@ -1180,6 +1157,7 @@ def _place_all(
     from pipeline.align.lexical import LexicalEncoder
 
     thresholds = resolve_thresholds(dict(settings.thresholds))
+    stream.reach = reach_hours(settings, thresholds)
     encoder = LexicalEncoder()
     vecs = [_usable_vector(vectors.get(a.article_id), stream.dim, a) for a in ordered]
     prefilter = _Prefilter(
